@@ -51,6 +51,7 @@ class RequirementVerdict:
     verdict: Verdict
     tests: list[str]
     messages: list[str] = field(default_factory=list)
+    url: str | None = None  # where the rule is written, when the catalogue knows a link
 
 
 @dataclass

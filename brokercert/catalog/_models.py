@@ -72,8 +72,9 @@ class Auth(_Strict):
 class Limit(_Strict):
     """A size or count limit, with the boundary values that every reading must agree on.
 
-    ``accept_at`` must be accepted and ``reject_at`` rejected; both are in ``unit``
-    and measured on the ``measured`` form (encoded base64 text or decoded bytes).
+    ``value`` and ``unit`` state the documented limit; ``accept_at`` must be accepted and
+    ``reject_at`` rejected, both counted on the ``measured`` form: characters of base64
+    text when encoded, bytes when decoded, items when a count.
     """
 
     name: str

@@ -8,7 +8,9 @@ from brokercert.cli._app import app, fail
 from brokercert.errors import UserError
 
 # Importing the modules registers their commands on ``app``.
-from brokercert.cli import _requirements  # noqa: E402,F401  isort: skip
+from brokercert.cli import _requirements, _run  # noqa: E402,F401  isort: skip
+from brokercert.cli import _serve  # noqa: E402,F401  isort: skip
+from brokercert.cli import _bundle  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

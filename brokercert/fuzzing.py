@@ -1,0 +1,160 @@
+"""Schemathesis, configured for a conformance verdict.
+
+Each Schemathesis check the conformance stage runs maps to one requirement, so a
+finding becomes a failed requirement instead of a bare check name. The checks that
+do not fit a verdict (``use_after_free``: alpaca keeps closed accounts readable by
+design; ``unsupported_method`` and friends: no dialect documents them) are off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import schemathesis
+from platformdirs import user_cache_dir
+from schemathesis.core.failures import Failure, FailureGroup
+
+from brokercert.catalog import Catalog, Profile
+from brokercert.depth import Depth
+from brokercert.target import Target
+
+# Schemathesis check name -> requirement it verifies (dialect-neutral).
+CHECK_REQUIREMENTS: dict[str, str] = {
+    "not_a_server_error": "GEN-SRV-001",
+    "status_code_conformance": "GEN-SCHEMA-001",
+    "content_type_conformance": "GEN-SCHEMA-002",
+    "response_schema_conformance": "GEN-SCHEMA-003",
+    "response_headers_conformance": "GEN-SCHEMA-004",
+    "positive_data_acceptance": "GEN-SCHEMA-005",
+    "negative_data_rejection": "GEN-ERR-001",
+    "ignored_auth": "GEN-AUTH-001",
+    "ensure_resource_availability": "GEN-STATE-001",
+}
+
+# Our own check: every 4xx body uses the dialect's error envelope.
+ENVELOPE_CHECK = "error_envelope_conformance"
+ENVELOPE_REQUIREMENTS: dict[str, str] = {
+    "alpaca": "ALP-ERR-001",
+    "buildmarkets": "BM-ERR-001",
+}
+
+ENABLED_CHECKS = [*CHECK_REQUIREMENTS, ENVELOPE_CHECK]
+
+# Business rules the schema cannot express make some schema-valid requests fail
+# legitimately: conditional agreements and duplicate emails on create, content vs
+# content_data on upload, cursors the server never issued and page sizes over the
+# documented maximum on list. Positive-data acceptance is judged on the other operations.
+POSITIVE_DATA_EXEMPT = {"create_account", "upload_documents", "list_accounts"}
+
+
+class ErrorEnvelopeMismatch(Failure):
+    """A 4xx response whose body is not the dialect's documented error envelope."""
+
+    code: ClassVar[str] = "BC101"
+    checks: ClassVar[tuple[str, ...]] = (ENVELOPE_CHECK,)
+    kind_title: ClassVar[str] = "Error body does not use the dialect's envelope"
+
+
+def _dig(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+_MISSING = object()
+
+
+def envelope_problem(profile: Profile, status: int, body: bytes) -> str | None:
+    """Why a 4xx body breaks the dialect's error envelope, or None when it conforms."""
+    import json
+
+    if not 400 <= status < 500 or status == 429:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return f"HTTP {status} body is not JSON"
+    env = profile.error_envelope
+    code = _dig(data, env.code_path)
+    message = _dig(data, env.message_path)
+    if code is _MISSING:
+        return f"HTTP {status} body has no `{env.code_path}`"
+    want = int if env.code_type == "integer" else str
+    if not isinstance(code, want) or isinstance(code, bool):
+        return f"`{env.code_path}` is {type(code).__name__}, expected {env.code_type}"
+    if not isinstance(message, str):
+        return f"HTTP {status} body has no string `{env.message_path}`"
+    return None
+
+
+def failed_requirements(dialect: str, exc: BaseException) -> set[str]:
+    """Requirements broken by the failures inside a Schemathesis exception."""
+    failures: Iterable[BaseException] = (
+        exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]
+    )
+    out: set[str] = set()
+    for failure in failures:
+        if isinstance(failure, BaseExceptionGroup):
+            out |= failed_requirements(dialect, failure)
+            continue
+        checks = getattr(failure, "checks", ()) or ()
+        for check in checks[:1]:
+            if check == ENVELOPE_CHECK:
+                out.add(ENVELOPE_REQUIREMENTS[dialect])
+            elif check in CHECK_REQUIREMENTS:
+                out.add(CHECK_REQUIREMENTS[check])
+        if isinstance(failure, Failure) and not checks:
+            # Schemathesis reports transport problems (timeouts, resets) without a check.
+            out.add("GEN-SRV-001")
+    return out
+
+
+def cache_dir(catalog: Catalog) -> Path:
+    """Hypothesis example database per spec digest: nightly runs replay what they found."""
+    digest = catalog.spec_digest.split(":", 1)[-1][:16]
+    return Path(user_cache_dir("brokercert")) / "examples" / f"{catalog.dialect}-{digest}"
+
+
+def load_schema(catalog: Catalog, target: Target, depth: Depth, timeout: float) -> Any:
+    """The Schemathesis schema of the catalogue's spec, aimed at the target."""
+    schema = schemathesis.openapi.from_path(str(catalog.spec_path))
+    schema.config.update(
+        base_url=target.base_url,
+        headers=target.auth_headers(),
+        request_timeout=timeout,
+        tls_verify=not target.insecure,
+        **({"rate_limit": f"{target.rate}/s"} if target.rate else {}),
+    )
+    schema.config.generation.update(
+        max_examples=depth.max_examples,
+        database=str(cache_dir(catalog)),
+    )
+    schema.config.phases.update(phases=depth.phases)
+    schema.config.checks.update(included_check_names=ENABLED_CHECKS)
+    return schema
+
+
+def register_envelope_check(profile_of: Any) -> None:
+    """Register the envelope check once; ``profile_of()`` returns the session's profile."""
+
+    @schemathesis.check
+    def error_envelope_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
+        problem = envelope_problem(profile_of(), response.status_code, response.content or b"")
+        if problem is not None:
+            raise ErrorEnvelopeMismatch(operation=case.operation.label, message=problem)
+        return None
+
+
+__all__ = [
+    "CHECK_REQUIREMENTS",
+    "ENVELOPE_REQUIREMENTS",
+    "FailureGroup",
+    "envelope_problem",
+    "failed_requirements",
+    "load_schema",
+    "register_envelope_check",
+]

@@ -1,0 +1,53 @@
+"""Schema-driven fuzzing of every operation of the selected spec.
+
+One test item per operation: positive and negative data, the coverage phase at
+standard depth and above, and every check in brokercert.fuzzing.CHECK_REQUIREMENTS.
+A failing check fails its own requirement (see the marker), not the whole list.
+"""
+
+import pytest
+from hypothesis.control import current_build_context
+from schemathesis.checks import positive_data_acceptance
+
+from brokercert import fuzzing
+from brokercert.pytest_plugin import note_failed_requirements, session_settings
+from brokercert.pytest_plugin._state import redactor, register_created
+
+SUITE = session_settings()
+schema = fuzzing.load_schema(SUITE.catalog, SUITE.target, SUITE.depth, SUITE.request_timeout)
+_exempt = {
+    SUITE.catalog.profile.operation(name).key
+    for name in fuzzing.POSITIVE_DATA_EXEMPT
+    if name in SUITE.catalog.profile.operations
+}
+
+
+@pytest.mark.requirement(
+    *fuzzing.CHECK_REQUIREMENTS.values(), *fuzzing.ENVELOPE_REQUIREMENTS.values()
+)
+@schema.parametrize()
+def test_operation(case):
+    """Every response to generated data conforms to the spec and the dialect's error envelope."""
+    excluded = [positive_data_acceptance] if case.operation.label in _exempt else []
+    response = case.call()
+    register_created(case.method, case.path, response.status_code, _json_or_none(response))
+    try:
+        case.validate_response(response, excluded_checks=excluded)
+    except BaseException as exc:  # FailureGroup is a BaseExceptionGroup
+        note_failed_requirements(fuzzing.failed_requirements(SUITE.dialect, exc))
+        if current_build_context().is_final:
+            import allure
+
+            allure.attach(redactor().text(case.as_curl_command()), "request (curl, redacted)")
+            allure.attach(
+                redactor().text(f"HTTP {response.status_code}\n{response.text[:4000]}"),
+                "response (redacted)",
+            )
+        raise
+
+
+def _json_or_none(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
