@@ -49,6 +49,13 @@ ENABLED_CHECKS = [*CHECK_REQUIREMENTS, ENVELOPE_CHECK]
 POSITIVE_DATA_EXEMPT = {"create_account", "upload_documents", "list_accounts"}
 
 
+def positive_data_exempt_labels(profile: Profile) -> set[str]:
+    """'METHOD /path' labels of the operations exempt from positive-data acceptance."""
+    return {
+        profile.operation(name).key for name in POSITIVE_DATA_EXEMPT if name in profile.operations
+    }
+
+
 class ErrorEnvelopeMismatch(Failure):
     """A 4xx response whose body is not the dialect's documented error envelope."""
 

@@ -15,11 +15,7 @@ from brokercert.pytest_plugin._state import redactor, register_created
 
 SUITE = session_settings()
 schema = fuzzing.load_schema(SUITE.catalog, SUITE.target, SUITE.depth, SUITE.request_timeout)
-_exempt = {
-    SUITE.catalog.profile.operation(name).key
-    for name in fuzzing.POSITIVE_DATA_EXEMPT
-    if name in SUITE.catalog.profile.operations
-}
+_exempt = fuzzing.positive_data_exempt_labels(SUITE.catalog.profile)
 
 
 @pytest.mark.requirement(

@@ -187,7 +187,7 @@ def _brokercert_allure(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     ids = [i for i in requirement_ids(item) if i in settings.catalog.ids]
-    apply_labels(settings.catalog, ids, getattr(item, "operation_label", None), item.name)
+    apply_labels(settings.catalog, ids, getattr(item, "operation_label", None))
     yield
     call = item.stash.get(_PHASE_REPORTS, {}).get("call")
     if call is not None and call.failed:

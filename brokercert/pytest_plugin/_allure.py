@@ -9,22 +9,11 @@ from brokercert.redact import Redactor
 from brokercert.report import allure_labels
 
 
-def apply_labels(
-    catalog: Catalog, requirement_ids: list[str], operation: str | None, test_name: str
-) -> None:
-    labels = allure_labels(catalog, requirement_ids, operation)
-    allure.dynamic.epic(labels.epic)
-    allure.dynamic.feature(labels.feature)
-    allure.dynamic.story(labels.story)
-    allure.dynamic.severity(labels.severity)
-    for rid in labels.requirements:
-        allure.dynamic.label("requirement", rid)
-    for name, url in labels.links:
-        allure.dynamic.link(url, name=name)
+def apply_labels(catalog: Catalog, requirement_ids: list[str], operation: str | None) -> None:
+    allure_labels(catalog, requirement_ids, operation).apply(allure.dynamic)
     if operation:
         # Without a distinct parameter every fuzzed operation shares one historyId.
         allure.dynamic.parameter("operation", operation)
-    allure.dynamic.parameter("dialect", catalog.dialect)
 
 
 def attach_failure(redactor: Redactor, text: str) -> None:
