@@ -18,6 +18,7 @@ from brokercert._paths import suite_root
 from brokercert.cleanup import CleanupRegistry
 from brokercert.pytest_plugin import _state
 from brokercert.pytest_plugin._allure import apply_labels, attach_failure
+from brokercert.pytest_plugin._expect import check, expect_4xx, expect_status, json_body, violation
 from brokercert.pytest_plugin._fixtures import (
     Exchange,
     ExchangeLog,
@@ -48,8 +49,13 @@ __all__ = [
     "Exchange",
     "ExchangeLog",
     "SuiteSettings",
+    "check",
+    "expect_4xx",
+    "expect_status",
+    "json_body",
     "note_failed_requirements",
     "session_settings",
+    "violation",
 ]
 
 # Fixtures are found by pytest through this module's namespace.

@@ -49,7 +49,8 @@ class ExchangeLog:
             body = request.content
         except httpx.RequestNotRead:
             body = b"<streamed body>"
-        req_text = _clip(self.redactor.text(body[:20000].decode("utf-8", "replace")))
+        # Redact before clipping, so a secret cut at the boundary cannot leak half-visible.
+        req_text = _clip(self.redactor.text(body.decode("utf-8", "replace"))[:20000])
         try:
             resp_text = response.text
         except httpx.ResponseNotRead:
@@ -60,7 +61,7 @@ class ExchangeLog:
                 url=self.redactor.text(str(request.url)),
                 status=response.status_code,
                 request_body=req_text,
-                response_body=_clip(self.redactor.text(resp_text[:20000])),
+                response_body=_clip(self.redactor.text(resp_text)[:20000]),
             )
         )
         del self.items[: -self.keep]
@@ -107,7 +108,8 @@ def target(suite: SuiteSettings) -> Target:
 
 @pytest.fixture(scope="session")
 def run_data(suite: SuiteSettings) -> RunData:
-    return RunData(suite.run_id)
+    # Every tax id the run invents is also scrubbed from reports written as free text.
+    return RunData(suite.run_id, on_sensitive=_state.redactor().add)
 
 
 @pytest.fixture(scope="session")
