@@ -6,7 +6,7 @@ import secrets
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -17,6 +17,8 @@ from brokercert.cli._requirements import load_catalogs
 from brokercert.depth import preset
 from brokercert.errors import ExitCode, UserError
 from brokercert.pytest_plugin._settings import new_run_id
+from brokercert.report import FailOn, ReportOutcome, write_reports
+from brokercert.results import Verdict
 from brokercert.runner import DialectJob, RunOptions, run_dialects
 from brokercert.target import Credentials, build_target, probe
 
@@ -107,8 +109,6 @@ def execute_run(
             records = run_dialects(jobs, options, env, on_tick=live.update)
     for job in jobs:
         job.progress_file.unlink(missing_ok=True)
-    from brokercert.report import write_reports
-
     outcome = write_reports(
         run_dir,
         records,
@@ -116,7 +116,7 @@ def execute_run(
         run_id=run_id,
         baseline=baseline,
         render=render_html,
-        fail_on=fail_on,
+        fail_on=cast(FailOn, fail_on),
     )
     _print_outcome(outcome, run_dir)
     return ExitCode(outcome.exit_code), run_dir
@@ -133,12 +133,35 @@ def _start_embedded(
     return {d: server.base_url(d) for d in dialects}
 
 
-def _print_outcome(outcome: object, run_dir: Path) -> None:
-    summary = getattr(outcome, "console_lines", None)
-    if callable(summary):
-        for line in summary():
-            print(line)
-    print(f"reports: {run_dir}")
+def _print_outcome(outcome: ReportOutcome, run_dir: Path) -> None:
+    """A few lines a person reads at the end of a run; the files hold the rest."""
+    for res in outcome.certification.results:
+        counts = res.counts
+        conformant = all(
+            r.verdict is Verdict.PASSED for r in res.requirements if r.level == "MUST"
+        )
+        word = "CONFORMANT" if conformant else "NOT CONFORMANT"
+        print(
+            f"{res.dialect} {res.spec_version}: {word} "
+            f"({counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['warning']} warnings, {counts['not_tested']} not tested)"
+        )
+        failing = [r for r in res.requirements if r.verdict in (Verdict.FAILED, Verdict.NOT_TESTED)]
+        for req in failing[:10]:
+            print(f"  {req.verdict.value:<10} {req.id}  {req.title}")
+        if len(failing) > 10:
+            print(f"  ... and {len(failing) - 10} more (see summary.md)")
+        if res.leftover_accounts:
+            print(f"  {len(res.leftover_accounts)} account(s) could not be closed: see summary.md")
+    if outcome.diff is not None:
+        d = outcome.diff
+        print(
+            f"against baseline: {len(d.regressions)} new failures, {len(d.fixed)} fixed, "
+            f"{len(d.still_failing)} still failing"
+        )
+    if outcome.html is not None and not outcome.html.ok:
+        print(f"HTML report: {outcome.html.message}")
+    print(f"reports: {run_dir} (summary.md, certification.json, junit-*.xml, allure-report/)")
 
 
 @app.command("run")
