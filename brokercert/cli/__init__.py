@@ -11,6 +11,7 @@ from brokercert.errors import UserError
 from brokercert.cli import _requirements, _run  # noqa: E402,F401  isort: skip
 from brokercert.cli import _serve  # noqa: E402,F401  isort: skip
 from brokercert.cli import _bundle  # noqa: E402,F401  isort: skip
+from brokercert.cli import _certify, _selftest  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

@@ -142,6 +142,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     settings = _state.settings()
+    only = {i for i in (config.getoption("--bc-only-requirements") or "").split(",") if i}
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
@@ -154,6 +155,8 @@ def pytest_collection_modifyitems(
         # A test verifies rules of the dialects whose catalogue holds them; for any
         # other dialect it is deselected (never skipped: skips would hide gaps).
         if settings is not None and not set(ids) & settings.catalog.ids:
+            dropped.append(item)
+        elif only and not set(ids) & only:
             dropped.append(item)
         else:
             keep.append(item)

@@ -55,6 +55,8 @@ def add_options(parser: pytest.Parser) -> None:
     # Internal: set by `brokercert run`, which merges the per-dialect records itself.
     group.addoption("--bc-partial", action="store_true", help=argparse_suppress())
     group.addoption("--bc-progress", metavar="FILE", help=argparse_suppress())
+    # Internal: `brokercert selftest --scope relevant` runs only the tests naming these IDs.
+    group.addoption("--bc-only-requirements", metavar="IDS", help=argparse_suppress())
 
 
 def argparse_suppress() -> str:
