@@ -26,9 +26,15 @@ class Depth:
 
 
 PRESETS: dict[str, Depth] = {
-    "quick": Depth("quick", max_examples=10, coverage_phase=False, stateful_examples=0, stateful_steps=0),
-    "standard": Depth("standard", max_examples=50, coverage_phase=True, stateful_examples=20, stateful_steps=6),
-    "deep": Depth("deep", max_examples=500, coverage_phase=True, stateful_examples=200, stateful_steps=10),
+    "quick": Depth(
+        "quick", max_examples=10, coverage_phase=False, stateful_examples=0, stateful_steps=0
+    ),
+    "standard": Depth(
+        "standard", max_examples=50, coverage_phase=True, stateful_examples=20, stateful_steps=6
+    ),
+    "deep": Depth(
+        "deep", max_examples=500, coverage_phase=True, stateful_examples=200, stateful_steps=10
+    ),
 }
 
 

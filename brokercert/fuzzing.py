@@ -134,7 +134,7 @@ def load_schema(catalog: Catalog, target: Target, depth: Depth, timeout: float) 
         headers=target.auth_headers(),
         request_timeout=timeout,
         tls_verify=not target.insecure,
-        **({"rate_limit": target.rate_limit_spec()} if target.rate else {}),
+        rate_limit=target.rate_limit_spec(),
     )
     schema.config.generation.update(
         max_examples=depth.max_examples,

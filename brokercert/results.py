@@ -7,18 +7,18 @@ certification.json, summary.md and the rest. Nothing here talks to a target.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"  # the test could not run to a verdict (setup failed, target broke)
     SKIPPED = "skipped"
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """A requirement's verdict. NOT_TESTED counts against certification: no skips allowed."""
 
     PASSED = "passed"

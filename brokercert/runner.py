@@ -196,9 +196,7 @@ def _read_record(job: DialectJob, options: RunOptions) -> RunRecord:
     from brokercert.results import Outcome, TestRecord
 
     raw = json.loads(path.read_text(encoding="utf-8"))
-    tests = [
-        TestRecord(**{**t, "outcome": Outcome(t["outcome"])}) for t in raw.pop("tests", [])
-    ]
+    tests = [TestRecord(**{**t, "outcome": Outcome(t["outcome"])}) for t in raw.pop("tests", [])]
     return RunRecord(**raw, tests=tests)
 
 

@@ -144,7 +144,9 @@ def run_selftest(
     on_done: Callable[[str], None] | None = None,
 ) -> SelftestReport:
     """Clean run per dialect, then every selected fault in its own server, in parallel."""
-    selected: list[Fault] = [FAULTS[n] for n in fault_names] if fault_names else list(FAULTS.values())
+    selected: list[Fault] = (
+        [FAULTS[n] for n in fault_names] if fault_names else list(FAULTS.values())
+    )
     dialects = sorted({f.dialect for f in selected}) if fault_names else catalog_mod.dialects()
     workers = workers or max(1, os.cpu_count() or 1)
     started = time.monotonic()
@@ -174,8 +176,14 @@ def run_selftest(
         baseline = clean_failed.get(fault.dialect, set())
         collateral = sorted(ids - set(fault.requirements) - baseline)
         outcome = FaultOutcome(
-            fault.name, fault.dialect, list(fault.requirements), conformant, sorted(ids),
-            missed, collateral, round(secs, 1),
+            fault.name,
+            fault.dialect,
+            list(fault.requirements),
+            conformant,
+            sorted(ids),
+            missed,
+            collateral,
+            round(secs, 1),
         )
         if on_done:
             mark = "caught" if outcome.detected else f"MISSED {missed}"

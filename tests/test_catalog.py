@@ -43,7 +43,11 @@ def test_ids_unique_and_prefixed(cat: catalog.Catalog) -> None:
 
 def test_every_requirement_names_a_spec_operation(cat: catalog.Catalog) -> None:
     ops = set(cat.operations())
-    unknown = [(r.id, r.operation) for r in cat.requirements if r.operation != "*" and r.operation not in ops]
+    unknown = [
+        (r.id, r.operation)
+        for r in cat.requirements
+        if r.operation != "*" and r.operation not in ops
+    ]
     assert not unknown, f"requirements naming operations the spec lacks: {unknown}"
 
 

@@ -14,15 +14,28 @@ def _write(root: Path, rel: str, text: str) -> None:
 
 
 def test_markers_and_mappings_are_found(tmp_path: Path) -> None:
-    _write(tmp_path, "scenarios/test_a.py", 'import pytest\n@pytest.mark.requirement("BM-ACC-001", "ALP-ACC-001")\ndef test_x(): pass\n')
-    _write(tmp_path, "conformance/map.py", 'CHECK_REQUIREMENTS = {"a": "GEN-SRV-001"}\nOTHER = "ALP-DOC-001"\n')
+    _write(
+        tmp_path,
+        "scenarios/test_a.py",
+        'import pytest\n@pytest.mark.requirement("BM-ACC-001", "ALP-ACC-001")\n'
+        "def test_x(): pass\n",
+    )
+    _write(
+        tmp_path,
+        "conformance/map.py",
+        'CHECK_REQUIREMENTS = {"a": "GEN-SRV-001"}\nOTHER = "ALP-DOC-001"\n',
+    )
     named = traceability.named_requirements(tmp_path)
     assert set(named) == {"BM-ACC-001", "ALP-ACC-001", "GEN-SRV-001"}
     assert named["BM-ACC-001"] == ["scenarios/test_a.py:2"]
 
 
 def test_drift_reports_untested_and_unknown(tmp_path: Path) -> None:
-    _write(tmp_path, "scenarios/test_a.py", 'import pytest\n@pytest.mark.requirement("BM-ZZZ-999")\ndef test_x(): pass\n')
+    _write(
+        tmp_path,
+        "scenarios/test_a.py",
+        'import pytest\n@pytest.mark.requirement("BM-ZZZ-999")\ndef test_x(): pass\n',
+    )
     (tmp_path / "conformance").mkdir()
     drift = traceability.check([catalog.load("buildmarkets")], tmp_path)
     assert not drift.ok

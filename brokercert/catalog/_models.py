@@ -6,7 +6,8 @@ fails loudly at load time instead of silently dropping a rule.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,7 +17,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """How a requirement weighs in the verdict: MUST fails certification, SHOULD warns."""
 
     MUST = "MUST"
@@ -29,9 +30,7 @@ class Requirement(_Strict):
     id: str = Field(pattern=r"^(ALP|BM|GEN)-[A-Z]+-\d{3}$")
     level: Level
     title: str = Field(min_length=10)
-    operation: str = Field(
-        description="'METHOD /path' as in the spec, or '*' for every operation"
-    )
+    operation: str = Field(description="'METHOD /path' as in the spec, or '*' for every operation")
     source: str = Field(min_length=5)
     tags: tuple[str, ...] = ()
     url: str | None = None
@@ -141,7 +140,7 @@ class StateMachine(_Strict):
             return True
         if observed[0] not in self.states:
             return False
-        return all(self.allows(a, b) for a, b in zip(observed, observed[1:]))
+        return all(self.allows(a, b) for a, b in pairwise(observed))
 
 
 class ErrorEnvelope(_Strict):

@@ -8,10 +8,10 @@ from brokercert.cli._app import app, fail
 from brokercert.errors import UserError
 
 # Importing the modules registers their commands on ``app``.
-from brokercert.cli import _requirements, _run  # noqa: E402,F401  isort: skip
-from brokercert.cli import _serve  # noqa: E402,F401  isort: skip
-from brokercert.cli import _bundle  # noqa: E402,F401  isort: skip
-from brokercert.cli import _certify, _selftest  # noqa: E402,F401  isort: skip
+from brokercert.cli import _requirements, _run  # noqa: F401  isort: skip
+from brokercert.cli import _serve  # noqa: F401  isort: skip
+from brokercert.cli import _bundle  # noqa: F401  isort: skip
+from brokercert.cli import _certify, _selftest  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,7 +15,7 @@ from brokercert.cli._app import app, fail
 from brokercert.errors import ExitCode
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
 
@@ -40,7 +40,10 @@ def requirements_command(
     spec_version: Annotated[str | None, typer.Option("--spec-version")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
     check: Annotated[
-        bool, typer.Option("--check", help="fail when a requirement has no test or a test names an unknown one")
+        bool,
+        typer.Option(
+            "--check", help="fail when a requirement has no test or a test names an unknown one"
+        ),
     ] = False,
 ) -> None:
     """List the requirement catalogue (or check that tests and catalogue agree)."""

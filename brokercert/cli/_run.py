@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import sys
 from contextlib import ExitStack
@@ -43,6 +44,7 @@ def execute_run(
     max_time: float,
     request_timeout: float,
     render_html: bool,
+    run_id: str | None = None,
 ) -> tuple[ExitCode, Path]:
     """The whole run; returns the exit code and the run folder. Shared with `certify`."""
     preset(depth)  # validates the name before anything starts
@@ -55,8 +57,13 @@ def execute_run(
     if target is not None and dialect in (None, "all"):
         raise UserError("--target needs a single --dialect (alpaca or buildmarkets)")
     cats = load_catalogs(dialect, spec_version)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", run_id):
+        raise UserError("--run-id may hold letters, digits, '.', '_' and '-' only")
     run_dir = report_dir / run_id
+    if run_dir.exists() and any(run_dir.iterdir()):
+        # Never overwrite an earlier run's evidence.
+        raise UserError(f"report folder {run_dir} already exists; choose another --run-id")
     with ExitStack() as stack:
         if target is None:
             key, secret = "bc-" + secrets.token_hex(8), secrets.token_urlsafe(24)
@@ -66,9 +73,7 @@ def execute_run(
         else:
             found = Credentials.from_env()
             if found is None:
-                raise UserError(
-                    "no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET"
-                )
+                raise UserError("no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET")
             credentials = found
             bases = {cats[0].dialect: target.rstrip("/")}
             env = {}
@@ -105,6 +110,7 @@ def execute_run(
             spec_version=spec_version,
         )
         run_dir.mkdir(parents=True, exist_ok=True)
+        _point_latest(report_dir, run_id)
         with LiveProgress(jobs) as live:
             records = run_dialects(jobs, options, env, on_tick=live.update)
     for job in jobs:
@@ -122,6 +128,18 @@ def execute_run(
     return ExitCode(outcome.exit_code), run_dir
 
 
+def _point_latest(report_dir: Path, run_id: str) -> None:
+    """reports/latest -> the newest run, for people and CI scripts (best effort)."""
+    link = report_dir / "latest"
+    try:
+        if link.is_symlink():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(run_id, target_is_directory=True)
+    except OSError:
+        pass
+
+
 def _start_embedded(
     stack: ExitStack, run_dir: Path, key: str, secret: str, dialects: list[str]
 ) -> dict[str, str]:
@@ -137,9 +155,7 @@ def _print_outcome(outcome: ReportOutcome, run_dir: Path) -> None:
     """A few lines a person reads at the end of a run; the files hold the rest."""
     for res in outcome.certification.results:
         counts = res.counts
-        conformant = all(
-            r.verdict is Verdict.PASSED for r in res.requirements if r.level == "MUST"
-        )
+        conformant = all(r.verdict is Verdict.PASSED for r in res.requirements if r.level == "MUST")
         word = "CONFORMANT" if conformant else "NOT CONFORMANT"
         print(
             f"{res.dialect} {res.spec_version}: {word} "
@@ -172,20 +188,28 @@ def run_command(
     ] = None,
     dialect: DialectOpt = None,
     spec_version: Annotated[str | None, typer.Option("--spec-version")] = None,
-    report_dir: Annotated[Path, typer.Option("--report-dir", help="parent folder of run reports")] = Path("reports"),
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="parent folder of run reports")
+    ] = Path("reports"),
     depth: Annotated[str, typer.Option("--depth", help="quick, standard or deep")] = "standard",
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="earlier certification.json to compare with")
     ] = None,
     fail_on: Annotated[
-        str, typer.Option("--fail-on", help="any: fail on any MUST failure; new: only on regressions")
+        str,
+        typer.Option("--fail-on", help="any: fail on any MUST failure; new: only on regressions"),
     ] = "any",
     rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="e.g. 5/s")] = None,
     allow_production: Annotated[bool, typer.Option("--allow-production")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", help="skip TLS verification")] = False,
-    max_time: Annotated[float, typer.Option("--max-time", help="bound on the whole run, seconds")] = 1800.0,
+    max_time: Annotated[
+        float, typer.Option("--max-time", help="bound on the whole run, seconds")
+    ] = 1800.0,
     request_timeout: Annotated[float, typer.Option("--request-timeout")] = 10.0,
     html: Annotated[bool, typer.Option("--html/--no-html", help="render the Allure HTML")] = True,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="name of the run folder (default: time-based)")
+    ] = None,
 ) -> None:
     """Run the suite and write reports; exit 0 conformant, 1 not, 2 usage, 3 unreachable."""
     try:
@@ -203,6 +227,7 @@ def run_command(
             max_time=max_time,
             request_timeout=request_timeout,
             render_html=html,
+            run_id=run_id,
         )
     except UserError as exc:
         fail(str(exc), exc.exit_code)

@@ -24,7 +24,8 @@ def selftest_command(
         str,
         typer.Option(
             "--scope",
-            help="full: the whole suite per fault; relevant: only the tests naming the fault's requirements",
+            help="full: the whole suite per fault; "
+            "relevant: only the tests naming the fault's requirements",
         ),
     ] = "full",
     workers: Annotated[int | None, typer.Option("--workers", help="faults run at once")] = None,

@@ -116,7 +116,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings is None:
         return
     progress = config.getoption("--bc-progress")
-    _collector = Collector(settings.catalog.ids, _state.redactor(), Path(progress) if progress else None)
+    _collector = Collector(
+        settings.catalog.ids, _state.redactor(), Path(progress) if progress else None
+    )
     _record = RunRecord(
         suite_version=__version__,
         dialect=settings.dialect,
@@ -151,12 +153,14 @@ def pytest_collection_modifyitems(
             continue
         ids = requirement_ids(item)
         if not ids:
-            raise pytest.UsageError(f"{item.nodeid} names no requirement: add @pytest.mark.requirement")
+            raise pytest.UsageError(
+                f"{item.nodeid} names no requirement: add @pytest.mark.requirement"
+            )
         # A test verifies rules of the dialects whose catalogue holds them; for any
         # other dialect it is deselected (never skipped: skips would hide gaps).
-        if settings is not None and not set(ids) & settings.catalog.ids:
-            dropped.append(item)
-        elif only and not set(ids) & only:
+        if (settings is not None and not set(ids) & settings.catalog.ids) or (
+            only and not set(ids) & only
+        ):
             dropped.append(item)
         else:
             keep.append(item)

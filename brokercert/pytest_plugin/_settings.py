@@ -79,7 +79,7 @@ def from_config(config: pytest.Config) -> SuiteSettings | None:
         credentials = Credentials.from_env()
         if credentials is None:
             raise UserError(
-                "no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET in the environment"
+                "no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET"
             )
         timeout = float(config.getoption("--request-timeout"))
         target = build_target(

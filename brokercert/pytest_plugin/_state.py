@@ -79,4 +79,6 @@ def on_response(response: httpx.Response) -> None:
             body = response.json()
         except ValueError:
             return
-        register_created(response.request.method, response.request.url.path, response.status_code, body)
+        register_created(
+            response.request.method, response.request.url.path, response.status_code, body
+        )
