@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,10 @@ from brokercert.errors import ExitCode, UserError
 from brokercert.results import RunRecord
 
 _PLUGIN_INI = Path(__file__).resolve().parent / "pytest_plugin" / "suite.ini"
+# The suite loads exactly the plugins it needs. With autoload on, pytest also marks every
+# module of every installed plugin distribution for assertion rewriting (about 400 for
+# Schemathesis alone), which costs ~15 s per session wherever bytecode is not cached.
+_PLUGINS = ("schemathesis.pytest.plugin", "allure_pytest.plugin", "_hypothesis_pytestplugin")
 
 
 @dataclass
@@ -93,6 +98,7 @@ def pytest_command(job: DialectJob, options: RunOptions) -> list[str]:
         str(root),
         "--confcutdir",
         str(root),
+        *(arg for plugin in _PLUGINS for arg in ("-p", plugin)),
         "--target",
         job.base_url,
         "--dialect",
@@ -129,7 +135,12 @@ def run_dialects(
 ) -> list[RunRecord]:
     """Run every job's pytest session concurrently; return their records."""
     options.run_dir.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    child_env = {
+        **os.environ,
+        **env,
+        "PYTHONUNBUFFERED": "1",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
     for job in jobs:
         job.progress_file.unlink(missing_ok=True)
         with job.log_file.open("wb") as log:
@@ -151,11 +162,14 @@ def run_dialects(
             if not running:
                 break
             if time.monotonic() > deadline:
-                _stop(jobs)
-                raise UserError(
-                    f"the run exceeded --max-time {options.max_time:.0f}s; "
-                    "the target may have stopped answering",
-                    ExitCode.UNREACHABLE,
+                # Interrupt (not terminate) the sessions, so that each closes the accounts
+                # it created and writes what it found; kill whatever is still running after
+                # the grace period. The partial records still make a report.
+                _interrupt(jobs, _grace(options.max_time))
+                raise RunTimedOut(
+                    f"the run exceeded --max-time {options.max_time:g}s; the target may have "
+                    "stopped answering or be too slow (partial reports were written)",
+                    [_read_record_or_empty(job, options) for job in jobs],
                 )
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -165,11 +179,49 @@ def run_dialects(
     return [_read_record(job, options) for job in jobs]
 
 
-def _stop(jobs: list[DialectJob]) -> None:
+class RunTimedOut(UserError):
+    """The run hit --max-time (exit 3); ``records`` hold what the stopped sessions found."""
+
+    def __init__(self, message: str, records: list[RunRecord]) -> None:
+        super().__init__(message, ExitCode.UNREACHABLE)
+        self.records = records
+
+
+def _grace(max_time: float) -> float:
+    """Seconds an interrupted session gets to clean up: a quarter of the run, 5 to 30 s."""
+    return min(30.0, max(5.0, max_time / 4))
+
+
+def _interrupt(jobs: list[DialectJob], grace: float) -> None:
     for job in jobs:
         if job.process is not None and job.process.poll() is None:
-            job.process.terminate()
-    _wait(jobs, 30)
+            job.process.send_signal(signal.SIGINT)
+    _wait(jobs, grace)
+
+
+def _read_record_or_empty(job: DialectJob, options: RunOptions) -> RunRecord:
+    """The session's record; or, for a session killed before it wrote one, an empty
+    record (every requirement not tested) listing the accounts its journal left open."""
+    try:
+        return _read_record(job, options)
+    except (UserError, OSError, ValueError, TypeError):
+        pass
+    from brokercert import __version__
+    from brokercert.cleanup import CleanupRegistry
+
+    journal = options.run_dir / f"created-{job.dialect}.txt"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return RunRecord(
+        suite_version=__version__,
+        dialect=job.dialect,
+        spec_version=job.catalog.version,
+        spec_digest=job.catalog.spec_digest,
+        target=job.base_url,
+        depth=options.depth,
+        started_at=now,
+        finished_at=now,
+        leftover_accounts=CleanupRegistry.from_journal(journal).ids() if journal.exists() else [],
+    )
 
 
 def _wait(jobs: list[DialectJob], seconds: float) -> None:

@@ -15,6 +15,8 @@ from brokercert._paths import specs_root
 from brokercert.catalog._models import Profile, Requirement
 
 COMMON_DIR = "common"
+# libyaml's loader is ~10x faster than the pure-Python one on the specs (~100 KB each).
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CatalogError(Exception):
@@ -60,7 +62,7 @@ class Catalog:
 def _read_yaml(path: Path) -> Any:
     try:
         with path.open("rb") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise CatalogError(f"missing file: {path}") from None
     except yaml.YAMLError as exc:

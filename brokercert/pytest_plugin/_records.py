@@ -24,6 +24,13 @@ def requirement_ids(item: pytest.Item) -> list[str]:
     return ids
 
 
+def record_key(item: pytest.Item) -> str:
+    """A unique id per test item. Schemathesis gives every operation's item the same nodeid
+    (the operation is only in the item name), so the operation label is appended."""
+    label = getattr(item, "operation_label", None)
+    return f"{item.nodeid}[{label}]" if label else item.nodeid
+
+
 def set_current_item(item: pytest.Item | None) -> None:
     _current.item = item
 
@@ -70,7 +77,7 @@ class Collector:
         elif report.when == "setup" and report.outcome != "passed":
             outcome = Outcome.ERROR if report.outcome == "failed" else Outcome.SKIPPED
         elif report.when == "teardown" and report.outcome == "failed":
-            previous = self.records.get(item.nodeid)
+            previous = self.records.get(record_key(item))
             if previous is not None and previous.outcome is Outcome.PASSED:
                 previous.outcome = Outcome.ERROR
                 previous.message = self._message(report)
@@ -78,16 +85,17 @@ class Collector:
         if outcome is None:
             return
         failed = sorted(item.stash.get(FAILED_REQS, set()) & set(ids))
-        self.records[item.nodeid] = TestRecord(
-            nodeid=item.nodeid,
+        key = record_key(item)
+        self.records[key] = TestRecord(
+            nodeid=key,
             requirements=ids,
             outcome=outcome,
             duration_s=round(report.duration, 3),
             message="" if outcome is Outcome.PASSED else self._message(report),
             failed_requirements=failed if outcome is Outcome.FAILED else [],
-            evidence=item.nodeid,
+            evidence=key,
         )
-        self.progress({"event": "test", "nodeid": item.nodeid, "outcome": outcome.value})
+        self.progress({"event": "test", "nodeid": key, "outcome": outcome.value})
 
     def _message(self, report: pytest.TestReport) -> str:
         text = report.longreprtext or ""
