@@ -115,6 +115,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.configure(settings, registry)
     if settings is None:
         return
+    if getattr(config.option, "tbstyle", "auto") == "auto":
+        # pytest's long tracebacks parse the source of every frame of every failure
+        # (httpx, httpcore, ssl, ...): against a target that resets or times out on
+        # every request that was 2/3 of the run. Native tracebacks cost next to nothing
+        # and still end with the assertion message the records keep.
+        config.option.tbstyle = "native"
     progress = config.getoption("--bc-progress")
     _collector = Collector(
         settings.catalog.ids, _state.redactor(), Path(progress) if progress else None

@@ -26,17 +26,17 @@ def _exchange(response: httpx.Response | None) -> str:
         return _state.last_exchange()
     red = _state.redactor()
     request = response.request
+    # Redact a margin past each cut, so a secret straddling it cannot show half-visible.
     try:
-        sent = request.content[:1500].decode("utf-8", "replace")
+        sent = red.text(request.content[:2000].decode("utf-8", "replace"))[:1500]
     except httpx.RequestNotRead:
         sent = "<streamed body>"
     try:
-        received = response.text[:1500]
+        received = red.text(response.text[:2000])[:1500]
     except httpx.ResponseNotRead:
         received = "<not read>"
-    return red.text(
-        f"{request.method} {request.url}\n{sent}\n-> HTTP {response.status_code}\n{received}"
-    )
+    url = red.text(str(request.url))
+    return f"{request.method} {url}\n{sent}\n-> HTTP {response.status_code}\n{received}"
 
 
 def violation(

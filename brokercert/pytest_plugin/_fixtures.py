@@ -49,10 +49,12 @@ class ExchangeLog:
             body = request.content
         except httpx.RequestNotRead:
             body = b"<streamed body>"
-        # Redact before clipping, so a secret cut at the boundary cannot leak half-visible.
-        req_text = _clip(self.redactor.text(body.decode("utf-8", "replace"))[:20000])
+        # Only the head of a body is kept; redact a margin past the cut so that a secret
+        # straddling it is still caught, without decoding 30 MB uploads in full.
+        keep = 20000
+        req_text = _clip(self.redactor.text(body[: keep + 512].decode("utf-8", "replace"))[:keep])
         try:
-            resp_text = response.text
+            resp_text = response.text[: keep + 512]
         except httpx.ResponseNotRead:
             resp_text = "<not read>"
         self.items.append(
@@ -61,7 +63,7 @@ class ExchangeLog:
                 url=self.redactor.text(str(request.url)),
                 status=response.status_code,
                 request_body=req_text,
-                response_body=_clip(self.redactor.text(resp_text)[:20000]),
+                response_body=_clip(self.redactor.text(resp_text)[:keep]),
             )
         )
         del self.items[: -self.keep]
@@ -163,18 +165,26 @@ def new_account(
 ) -> Callable[..., dict[str, Any]]:
     """Factory: create an account through the API and return the response body.
 
-    Keyword arguments are dotted-path overrides of the valid create body.
+    Keyword arguments are dotted-path overrides of the valid create body. Any 2xx with
+    an id will do: the exact create status is the create scenarios' business, and a
+    stricter setup would make every scenario fail on that one fault.
     """
     op = profile.operation("create_account")
 
     def make(**overrides: Any) -> dict[str, Any]:
         body = run_data.create_body(dialect, **overrides)
         response = client.request(op.method, op.path, json=body)
-        assert response.status_code == op.success, (
-            f"creating a test account failed: expected HTTP {op.success}, "
-            f"got {response.status_code}\n{_state.last_exchange()}"
-        )
-        data: dict[str, Any] = response.json()
+        data: Any = None
+        if 200 <= response.status_code < 300:
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise AssertionError(
+                f"setup: creating a test account failed (HTTP {response.status_code}, "
+                f"expected a 2xx with an id)\n{_state.last_exchange()}"
+            )
         return data
 
     return make
