@@ -2,8 +2,9 @@
 
 Tests name requirements in two ways, both found statically (no target needed):
 ``@pytest.mark.requirement("BM-DOC-004", ...)`` on a scenario, and module-level
-mappings whose name ends in ``_REQUIREMENTS`` (the conformance stage maps each
-Schemathesis check to a requirement this way).
+mappings whose name ends in ``_REQUIREMENTS``: the conformance stage maps each
+Schemathesis check to a requirement this way, in brokercert/fuzzing.py, and marks
+its tests with those mappings' values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from brokercert.catalog import Catalog
 
 ID_RE = re.compile(r"^(ALP|BM|GEN)-[A-Z]+-\d{3}$")
 TEST_DIRS = ("conformance", "scenarios")
+_CHECK_MAP = Path(__file__).resolve().parent / "fuzzing.py"
 
 
 @dataclass(frozen=True)
@@ -51,21 +53,21 @@ def named_requirements(root: Path | None = None) -> dict[str, list[str]]:
     """Map each requirement ID named by a test to the places ("path:line") naming it."""
     root = root or suite_root()
     found: dict[str, list[str]] = defaultdict(list)
-    for folder in TEST_DIRS:
-        for path in sorted((root / folder).rglob("*.py")):
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            rel = path.relative_to(root)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Call) and _call_name(node.func) == "requirement":
-                    for arg in node.args:
-                        for rid in _ids_in(arg):
-                            found[rid].append(f"{rel}:{node.lineno}")
-                elif isinstance(node, ast.Assign | ast.AnnAssign):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    names = [t.id for t in targets if isinstance(t, ast.Name)]
-                    if any(n.endswith("_REQUIREMENTS") for n in names) and node.value:
-                        for rid in _ids_in(node.value):
-                            found[rid].append(f"{rel}:{node.lineno}")
+    paths = [p for folder in TEST_DIRS for p in sorted((root / folder).rglob("*.py"))]
+    for path in [*paths, _CHECK_MAP]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _call_name(node.func) == "requirement":
+                for arg in node.args:
+                    for rid in _ids_in(arg):
+                        found[rid].append(f"{rel}:{node.lineno}")
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                if any(n.endswith("_REQUIREMENTS") for n in names) and node.value:
+                    for rid in _ids_in(node.value):
+                        found[rid].append(f"{rel}:{node.lineno}")
     return dict(found)
 
 
