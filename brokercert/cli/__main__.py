@@ -1,0 +1,5 @@
+"""`python -m brokercert.cli`: the same as the `brokercert` command."""
+
+from brokercert.cli import main
+
+main()
