@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from brokercert import __version__, catalog
 from brokercert.server._alpaca import AlpacaApi
@@ -45,8 +46,19 @@ def create_app(config: ServerConfig | None = None, *, storage: Storage | None = 
             if storage is None:
                 store.close()
 
+    async def elsewhere(scope: Scope, receive: Receive, send: Send) -> None:
+        """Paths no mount matched (a mount's pattern stops at a newline): the dialect's
+        own 404 under its prefix, a JSON 404 everywhere else."""
+        path = scope.get("path", "")
+        for name, api in apis.items():
+            if path.startswith(f"/{name}/"):
+                await api.fallback(scope, receive, send)
+                return
+        await JSONResponse({"error": "not found"}, 404)(scope, receive, send)
+
     routes: list[BaseRoute] = [Route("/", health), Route("/healthz", health)]
     routes += [Mount(f"/{name}", app=api.router()) for name, api in apis.items()]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.default = elsewhere
     app.state.context = ctx
     return app

@@ -272,16 +272,18 @@ class BuildmarketsApi(DialectApi):
 
     async def list(self, request: Request) -> Response:
         q = self.query(request, self.schema("GET", ACCOUNTS))
-        limit = q.get("limit", self.pagination.default_limit or 25)
+        # Above the documented maximum the page is clamped (the spec allows any limit >= 1).
+        limit = min(q.get("limit", self.pagination.default_limit or 25),
+                    self.pagination.max_limit)
         if self.fault("bm_limit_ignored"):
             limit = self.pagination.max_limit
         descending = q.get("sort", "created_at:desc") == "created_at:desc"
         after_seq = before_seq = None
-        if "cursor" in q:
+        if q.get("cursor"):  # an empty cursor is the first page
             try:
                 seq, descending = self.cursors.read(q["cursor"])
-            except BadCursor as exc:
-                raise ApiError(400, f"VALIDATION_ERROR: cursor ({exc})", field="cursor") from None
+            except BadCursor:
+                raise ApiError(400, "VALIDATION_ERROR: cursor", field="cursor") from None
             if descending:
                 before_seq = seq
             else:
@@ -298,7 +300,7 @@ class BuildmarketsApi(DialectApi):
         )
         page: list[tuple[AccountRow, Step]] = []
         has_more = False
-        skip = 1 if "cursor" in q and self.fault("bm_page_drops_item") else 0
+        skip = 1 if q.get("cursor") and self.fault("bm_page_drops_item") else 0
         for row in rows:
             current = self.ctx.clock.position(row, reading=False).current
             if status is not None and current.status != status:
@@ -352,8 +354,8 @@ class BuildmarketsApi(DialectApi):
                 raise ApiError(400, "CONTENT_REQUIRED: content", code="CONTENT_REQUIRED",
                                field="content")
             if decoded_size(content) > self.file_limit and not self.fault("bm_no_10mb_limit"):
-                raise ApiError(400, f"FILE_TOO_LARGE: content (more than {self.file_limit}"
-                                    " bytes decoded)", code="FILE_TOO_LARGE", field="content")
+                raise ApiError(400, "FILE_TOO_LARGE: content", code="FILE_TOO_LARGE",
+                               field="content")
             try:
                 size, digest = decode_base64(content)
             except ValueError:

@@ -134,7 +134,8 @@ class DialectApi:
 
         return dispatch
 
-    async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any path under the mount that no route matched: 401 without credentials, else 404."""
         request = Request(scope, receive)
         if not self.authenticated(request):
             response = self.render_error(ApiError(401, "request is not authorized"))
@@ -146,7 +147,7 @@ class DialectApi:
         routes: list[BaseRoute] = []
         for path, handlers in self._paths.items():
             routes.append(Route(path, _Endpoint(self._dispatcher(handlers)), methods=None))
-        return Router(routes, default=self._fallback)
+        return Router(routes, default=self.fallback)
 
     # request bodies -----------------------------------------------------------------------
 

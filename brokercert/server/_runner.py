@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from types import TracebackType
 
@@ -17,8 +19,11 @@ from brokercert.server._config import DEV_KEY, DEV_SECRET, DIALECTS, ServerConfi
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # protocol says TCP; with Nagle on, every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -34,9 +39,27 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGINT/SIGTERM that stopped it cleanly is not
+    raised again afterwards: the process then exits 0 instead of dying of the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _uvicorn(config: ServerConfig) -> uvicorn.Server:
     app = create_app(config)
-    return uvicorn.Server(
+    return _Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                        timeout_graceful_shutdown=5, server_header=False)
     )
@@ -71,6 +94,7 @@ def serve(config: ServerConfig, announce: Callable[[str], None] = print) -> None
         server.run(sockets=[sock])
     finally:
         sock.close()
+    announce("brokercert reference server stopped")
 
 
 class RunningServer:
