@@ -23,7 +23,7 @@ from starlette.responses import Response
 from brokercert.catalog import Catalog
 from brokercert.server._common import decode_base64, is_uuid, moment_param, new_id
 from brokercert.server._errors import ApiError
-from brokercert.server._http import Context, DialectApi, empty, json_response
+from brokercert.server._http import Context, DialectApi, empty, json_response, single_header
 from brokercert.server._lifecycle import Position, check_plan
 from brokercert.server._storage import (
     AccountRow,
@@ -79,7 +79,7 @@ class AlpacaApi(DialectApi):
     def authenticated(self, request: Request) -> bool:
         if self.fault("alp_auth_not_checked"):
             return True
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        scheme, _, value = single_header(request, "authorization").partition(" ")
         if scheme.lower() != "basic":
             return False
         try:

@@ -21,7 +21,7 @@ from brokercert.catalog import Catalog
 from brokercert.server._common import decode_base64, decoded_size, is_uuid, moment_param, new_id
 from brokercert.server._cursor import BadCursor, Cursors
 from brokercert.server._errors import ApiError
-from brokercert.server._http import Context, DialectApi, empty, json_response
+from brokercert.server._http import Context, DialectApi, empty, json_response, single_header
 from brokercert.server._lifecycle import Position, check_plan
 from brokercert.server._storage import AccountRow, NewDocument, Step
 from brokercert.server._validation import Invalid, Problem
@@ -85,8 +85,8 @@ class BuildmarketsApi(DialectApi):
     def authenticated(self, request: Request) -> bool:
         if self.fault("bm_auth_not_checked"):
             return True
-        key = request.headers.get("x-api-key", "").encode("latin-1")
-        secret = request.headers.get("x-api-secret", "").encode("latin-1")
+        key = single_header(request, "x-api-key").encode("latin-1")
+        secret = single_header(request, "x-api-secret").encode("latin-1")
         good_key = hmac.compare_digest(key, self._key)
         good_secret = hmac.compare_digest(secret, self._secret)
         return good_key and good_secret

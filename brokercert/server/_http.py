@@ -36,6 +36,36 @@ Handler = Callable[[Request], Awaitable[Response]]
 _DRAIN_LIMIT = 256 * 1024 * 1024
 
 
+MAX_NESTING = 64
+
+
+def _nesting_exceeds(data: Any, limit: int) -> bool:
+    """True when ``data`` holds containers more than ``limit`` levels deep (iterative)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def single_header(request: Request, name: str) -> str:
+    """The header's value, or "" when it is missing or sent more than once.
+
+    A credential header sent twice is ambiguous (a proxy may have checked the other
+    copy), so it counts as no credential at all.
+    """
+    values = request.headers.getlist(name)
+    return values[0] if len(values) == 1 else ""
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(body, status, headers, media_type="application/json")
@@ -205,6 +235,12 @@ class DialectApi:
         except (ValueError, RecursionError):
             raise ApiError(400, "request body is not valid JSON", code="MALFORMED") from None
         del text
+        if _nesting_exceeds(data, MAX_NESTING):
+            # No schema nests deeper than a handful of levels; a hostile body hundreds of
+            # levels deep would otherwise exhaust the recursion of schema validation.
+            raise ApiError(
+                400, f"request body is nested deeper than {MAX_NESTING} levels", code="MALFORMED"
+            )
         if validate:
             op.validate_body(data)
         return data
