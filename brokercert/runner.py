@@ -41,6 +41,7 @@ class DialectJob:
     done: int = 0
     failed: int = 0
     finished: bool = False
+    interrupted: bool = False  # the session saw a Ctrl-C
     _offset: int = field(default=0, repr=False)
 
     def poll_progress(self) -> None:
@@ -68,6 +69,8 @@ class DialectJob:
                     self.failed += 1
             elif kind == "finished":
                 self.finished = True
+            elif kind == "interrupted":
+                self.interrupted = True
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,10 @@ def run_dialects(
                 )
             time.sleep(0.2)
     except KeyboardInterrupt:
-        # The children got SIGINT too; give them time to close what they created.
+        # A terminal's Ctrl-C reaches the sessions too (one process group); a SIGINT sent
+        # to this process alone does not, so pass it on to any session that has not
+        # reported one. Then give them time to close what they created.
+        _forward_interrupt(jobs)
         _wait(jobs, 60)
         raise
     return [_read_record(job, options) for job in jobs]
@@ -190,6 +196,23 @@ class RunTimedOut(UserError):
 def _grace(max_time: float) -> float:
     """Seconds an interrupted session gets to clean up: a quarter of the run, 5 to 30 s."""
     return min(30.0, max(5.0, max_time / 4))
+
+
+def _forward_interrupt(jobs: list[DialectJob], patience: float = 3.0) -> None:
+    end = time.monotonic() + patience
+    while True:
+        for job in jobs:
+            job.poll_progress()
+        waiting = [
+            j for j in jobs
+            if j.process is not None and j.process.poll() is None and not j.interrupted
+        ]
+        if not waiting or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    for job in waiting:
+        if job.process is not None:
+            job.process.send_signal(signal.SIGINT)
 
 
 def _interrupt(jobs: list[DialectJob], grace: float) -> None:

@@ -1,6 +1,34 @@
-"""Registers the dialect error-envelope check before the fuzzing modules load."""
+"""Registers the dialect error-envelope check before the fuzzing modules load, and tells
+the fuzzing module's case store which operations passed (only those are stored)."""
+
+import pytest
 
 from brokercert import fuzzing
 from brokercert.pytest_plugin import session_settings
 
 fuzzing.register_envelope_check(lambda: session_settings().catalog.profile)
+
+
+def pytest_itemcollected(item):
+    # Replayed operations are plain parametrized items: give them the operation label
+    # Schemathesis' own items carry, for the Allure labels.
+    callspec = getattr(item, "callspec", None)
+    if item.originalname == "test_operation" and callspec is not None:
+        label = callspec.params.get("operation")
+        if isinstance(label, str) and not getattr(item, "operation_label", None):
+            item.operation_label = label
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    cases = getattr(item.module, "CASES", None)
+    label = getattr(item, "operation_label", None)
+    if not isinstance(cases, fuzzing.CaseCache) or label is None or cases.replayable:
+        return (yield)
+    try:
+        result = yield
+    except BaseException:
+        cases.discard(label)
+        raise
+    cases.commit(label)
+    return result

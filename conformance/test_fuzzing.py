@@ -3,6 +3,10 @@
 One test item per operation: positive and negative data, the coverage phase at
 standard depth and above, and every check in brokercert.fuzzing.CHECK_REQUIREMENTS.
 A failing check fails its own requirement (see the marker), not the whole list.
+
+The cases come from Schemathesis' generators, or, when an earlier run of the same spec
+at the same depth passed, are that run's cases sent again (brokercert.fuzzing.CaseCache):
+the same cases, requests and checks, without paying for their generation.
 """
 
 import pytest
@@ -15,23 +19,32 @@ from brokercert.pytest_plugin._state import redactor, register_created
 
 SUITE = session_settings()
 schema = fuzzing.load_schema(SUITE.catalog, SUITE.target, SUITE.depth, SUITE.request_timeout)
+if SUITE.only_operations:
+    schema = schema.include(name=list(SUITE.only_operations))
 _exempt = fuzzing.positive_data_exempt_labels(SUITE.catalog.profile)
+_session = fuzzing.keepalive_session(SUITE.target)
+try:
+    CASES = fuzzing.case_cache(
+        SUITE.catalog, SUITE.target, SUITE.depth, schema, SUITE.only_operations
+    )
+except ValueError as exc:
+    raise pytest.UsageError(str(exc)) from None
 
-
-@pytest.mark.requirement(
+_requirements = pytest.mark.requirement(
     *fuzzing.CHECK_REQUIREMENTS.values(), *fuzzing.ENVELOPE_REQUIREMENTS.values()
 )
-@schema.parametrize()
-def test_operation(case):
-    """Every response to generated data conforms to the spec and the dialect's error envelope."""
+
+
+def check_case(case, final):
+    """Send one case and run every check on the response."""
     excluded = [positive_data_acceptance] if case.operation.label in _exempt else []
-    response = case.call()
+    response = case.call(session=_session)
     register_created(case.method, case.path, response.status_code, _json_or_none(response))
     try:
         case.validate_response(response, excluded_checks=excluded)
     except BaseException as exc:  # FailureGroup is a BaseExceptionGroup
         note_failed_requirements(fuzzing.failed_requirements(SUITE.dialect, exc))
-        if current_build_context().is_final:
+        if final():
             import allure
 
             allure.attach(redactor().text(case.as_curl_command()), "request (curl, redacted)")
@@ -40,6 +53,24 @@ def test_operation(case):
                 "response (redacted)",
             )
         raise
+
+
+if CASES.replayable:
+
+    @_requirements
+    @pytest.mark.parametrize("operation", CASES.labels, ids=CASES.labels)
+    def test_operation(operation):
+        """Every response to generated data conforms to the spec and the error envelope."""
+        CASES.replay(operation, check_case)
+
+else:
+
+    @_requirements
+    @schema.parametrize()
+    def test_operation(case):
+        """Every response to generated data conforms to the spec and the error envelope."""
+        CASES.record(case)
+        check_case(case, lambda: current_build_context().is_final)
 
 
 def _json_or_none(response):

@@ -19,8 +19,12 @@ if SUITE.depth.stateful_examples:
     # Links are followed only when the stateful phase is enabled on the schema.
     schema.config.phases.update(phases=[*SUITE.depth.phases, "stateful"])
     _exempt = fuzzing.positive_data_exempt_labels(SUITE.catalog.profile)
+    _session = fuzzing.keepalive_session(SUITE.target)
 
     class AccountWorkflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {**super().get_call_kwargs(case), "session": _session}
+
         def after_call(self, response, case):
             try:
                 body = response.json()
@@ -50,4 +54,8 @@ if SUITE.depth.stateful_examples:
         stateful_step_count=SUITE.depth.stateful_steps,
         deadline=None,
         suppress_health_check=list(hypothesis.HealthCheck),
+        # Each run starts from fresh sequences, as when Hypothesis kept its files in the
+        # run's own folder; its home is now the user cache (see the plugin), where a
+        # sequence saved by one run would be replayed by every later one.
+        database=None,
     )

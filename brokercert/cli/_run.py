@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, cast
@@ -20,7 +21,7 @@ from brokercert.errors import ExitCode, UserError
 from brokercert.pytest_plugin._settings import new_run_id
 from brokercert.report import FailOn, ReportOutcome, write_reports
 from brokercert.results import Verdict
-from brokercert.runner import DialectJob, RunOptions, run_dialects
+from brokercert.runner import DialectJob, RunOptions, RunTimedOut, run_dialects
 from brokercert.target import Credentials, build_target, probe
 
 DialectOpt = Annotated[
@@ -111,8 +112,16 @@ def execute_run(
         )
         run_dir.mkdir(parents=True, exist_ok=True)
         _point_latest(report_dir, run_id)
+        timed_out: RunTimedOut | None = None
         with LiveProgress(jobs) as live:
-            records = run_dialects(jobs, options, env, on_tick=live.update)
+            try:
+                records = run_dialects(jobs, options, env, on_tick=live.update)
+            except RunTimedOut as exc:  # still report what the stopped sessions found
+                timed_out, records = exc, exc.records
+            except KeyboardInterrupt:
+                # The sessions got the Ctrl-C too and closed what they could (see runner).
+                print(f"brokercert: interrupted; {_left_open(run_dir, jobs)}", file=sys.stderr)
+                raise typer.Exit(130) from None
     for job in jobs:
         job.progress_file.unlink(missing_ok=True)
     outcome = write_reports(
@@ -125,7 +134,28 @@ def execute_run(
         fail_on=cast(FailOn, fail_on),
     )
     _print_outcome(outcome, run_dir)
+    if timed_out is not None:
+        raise timed_out
     return ExitCode(outcome.exit_code), run_dir
+
+
+def _left_open(run_dir: Path, jobs: list[DialectJob]) -> str:
+    """What an interrupted run left behind, from the sessions' journals of created ids."""
+    from brokercert.cleanup import CleanupRegistry
+
+    left = {}
+    for job in jobs:
+        journal = run_dir / f"created-{job.dialect}.txt"
+        if journal.exists():
+            ids = CleanupRegistry.from_journal(journal).ids()
+            if ids:
+                left[job.dialect] = (len(ids), journal)
+    if not left:
+        return "the accounts the run created were closed"
+    return "; ".join(
+        f"{n} {dialect} account(s) could not be closed (ids in {journal})"
+        for dialect, (n, journal) in left.items()
+    )
 
 
 def _point_latest(report_dir: Path, run_id: str) -> None:
@@ -146,7 +176,10 @@ def _start_embedded(
     from brokercert.server import ServerConfig, start_in_thread
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = ServerConfig(db=run_dir / "reference-server.db", key=key, secret=secret, kyc_delay=0.0)
+    # The server's database holds every tax id the run sent, in clear: it lives outside
+    # the report folder (which is handed to third parties) and goes when the run ends.
+    data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="brokercert-embedded-")))
+    config = ServerConfig(db=data / "reference-server.db", key=key, secret=secret, kyc_delay=0.0)
     server = stack.enter_context(start_in_thread(config))
     return {d: server.base_url(d) for d in dialects}
 

@@ -7,8 +7,11 @@ way (the project's own tests run with it loaded).
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import pytest
 from brokercert import __version__
 from brokercert._paths import suite_root
 from brokercert.cleanup import CleanupRegistry
-from brokercert.pytest_plugin import _state
+from brokercert.pytest_plugin import _interrupt, _state
 from brokercert.pytest_plugin._allure import apply_labels, attach_failure
 from brokercert.pytest_plugin._expect import check, expect_4xx, expect_status, json_body, violation
 from brokercert.pytest_plugin._fixtures import (
@@ -42,6 +45,7 @@ from brokercert.pytest_plugin._records import (
     requirement_ids,
     set_current_item,
 )
+from brokercert.pytest_plugin._redaction import redact_report
 from brokercert.pytest_plugin._settings import SuiteSettings, add_options, from_config
 from brokercert.results import RunRecord
 
@@ -115,12 +119,14 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.configure(settings, registry)
     if settings is None:
         return
+    _interrupt.install(settings.request_timeout)
     if getattr(config.option, "tbstyle", "auto") == "auto":
         # pytest's long tracebacks parse the source of every frame of every failure
         # (httpx, httpcore, ssl, ...): against a target that resets or times out on
         # every request that was 2/3 of the run. Native tracebacks cost next to nothing
         # and still end with the assertion message the records keep.
         config.option.tbstyle = "native"
+    _use_persistent_hypothesis_home()
     progress = config.getoption("--bc-progress")
     _collector = Collector(
         settings.catalog.ids, _state.redactor(), Path(progress) if progress else None
@@ -134,6 +140,25 @@ def pytest_configure(config: pytest.Config) -> None:
         depth=settings.depth.name,
         started_at=_now(),
     )
+
+
+def _use_persistent_hypothesis_home() -> None:
+    """Keep Hypothesis' files in the user cache, not in ./.hypothesis of the working folder.
+
+    `brokercert run` starts each session in a fresh report folder; there Hypothesis
+    rebuilt its Unicode tables on every run (about 2.5 s of CPU per session, a fifth of a
+    quick run) and left a .hypothesis folder in the report. An explicit
+    HYPOTHESIS_STORAGE_DIRECTORY still wins.
+    """
+    import os
+
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    from brokercert.fuzzing import hypothesis_home
+
+    set_hypothesis_home_dir(hypothesis_home())
 
 
 def _now() -> str:
@@ -186,11 +211,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         set_current_item(None)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    # Innermost wrapper (trylast): junit XML, the terminal log and allure-pytest's
+    # statusDetails all read the report and the exception after this redaction.
+    if _state.settings() is not None:
+        redact_report(report, call, _state.redactor())
     item.stash.setdefault(_PHASE_REPORTS, {})[report.when] = report
     if _collector is not None:
         _collector.on_report(item, report)
@@ -213,6 +242,24 @@ def _brokercert_allure(request: pytest.FixtureRequest) -> Iterator[None]:
         attach_failure(_state.redactor(), call.longreprtext)
 
 
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Tell `brokercert run` this session saw the Ctrl-C (it forwards one otherwise)."""
+    if _collector is not None:
+        _collector.progress({"event": "interrupted"})
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     settings = _state.settings()
@@ -221,7 +268,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leftovers: list[str] = []
     registry = _state.cleanup_registry()
     if registry.ids():
-        with settings.target.client() as http:
+        # A second Ctrl-C must not abort the closing (`brokercert run` bounds its time).
+        with _sigint_ignored(), settings.target.client() as http:
             leftovers = [str(x) for x in registry.close_all(http, settings.catalog.profile)]
     _record.leftover_accounts = leftovers
     _record.finished_at = _now()

@@ -13,6 +13,7 @@ from brokercert import catalog as catalog_mod
 from brokercert.cleanup import CleanupRegistry
 from brokercert.datagen import RunData
 from brokercert.pytest_plugin import _state
+from brokercert.pytest_plugin._interrupt import TrackedTransport
 from brokercert.pytest_plugin._settings import SuiteSettings
 from brokercert.redact import Redactor
 from brokercert.target import Target
@@ -129,7 +130,9 @@ def exchanges() -> Iterator[ExchangeLog]:
 
 
 def _session_client(target: Target, *, auth: bool) -> Iterator[httpx.Client]:
-    client = target.client(auth=auth)
+    # Tracked: a Ctrl-C waits until the exchange is over and a created account registered.
+    inner = TrackedTransport(httpx.HTTPTransport(verify=not target.insecure, retries=0))
+    client = target.client(auth=auth, transport=inner)
     client.event_hooks["response"].append(_state.on_response)
     try:
         yield client

@@ -28,7 +28,9 @@ def record_key(item: pytest.Item) -> str:
     """A unique id per test item. Schemathesis gives every operation's item the same nodeid
     (the operation is only in the item name), so the operation label is appended."""
     label = getattr(item, "operation_label", None)
-    return f"{item.nodeid}[{label}]" if label else item.nodeid
+    if not label or item.nodeid.endswith(f"[{label}]"):  # replayed cases: already in the id
+        return item.nodeid
+    return f"{item.nodeid}[{label}]"
 
 
 def set_current_item(item: pytest.Item | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ class SuiteSettings:
     run_id: str
     report_dir: Path | None
     request_timeout: float
+    only_operations: tuple[str, ...] = ()  # fuzz only these operations (benchmarks)
 
     @property
     def dialect(self) -> str:
@@ -57,6 +58,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--bc-progress", metavar="FILE", help=argparse_suppress())
     # Internal: `brokercert selftest --scope relevant` runs only the tests naming these IDs.
     group.addoption("--bc-only-requirements", metavar="IDS", help=argparse_suppress())
+    # Internal, for benchmarks/: another fuzzing budget per operation than the depth's, and
+    # fuzzing of the named operations only ("METHOD /path", comma-separated).
+    group.addoption("--bc-max-examples", type=int, metavar="N", help=argparse_suppress())
+    group.addoption("--bc-only-operations", metavar="LABELS", help=argparse_suppress())
 
 
 def argparse_suppress() -> str:
@@ -76,6 +81,11 @@ def from_config(config: pytest.Config) -> SuiteSettings | None:
     try:
         cat = catalog.load(dialect, config.getoption("--spec-version"))
         depth = preset(config.getoption("--depth"))
+        budget = config.getoption("--bc-max-examples")
+        if budget is not None:
+            if budget < 1:
+                raise UserError("--bc-max-examples must be at least 1")
+            depth = replace(depth, max_examples=budget)
         credentials = Credentials.from_env()
         if credentials is None:
             raise UserError(
@@ -101,4 +111,9 @@ def from_config(config: pytest.Config) -> SuiteSettings | None:
         run_id=config.getoption("--run-id") or new_run_id(),
         report_dir=Path(report_dir) if report_dir else None,
         request_timeout=timeout,
+        only_operations=tuple(
+            label.strip()
+            for label in (config.getoption("--bc-only-operations") or "").split(",")
+            if label.strip()
+        ),
     )
