@@ -12,8 +12,10 @@ the same cases, requests and checks, without paying for their generation.
 import pytest
 from hypothesis.control import current_build_context
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.core.parameters import ParameterLocation
 
 from brokercert import fuzzing
+from brokercert.datagen import RunData
 from brokercert.pytest_plugin import note_failed_requirements, session_settings
 from brokercert.pytest_plugin._state import redactor, register_created
 
@@ -35,8 +37,50 @@ _requirements = pytest.mark.requirement(
 )
 
 
+_ID = SUITE.catalog.profile.id_param
+_CREATE = SUITE.catalog.profile.operation("create_account")
+_CLOSING = {
+    SUITE.catalog.profile.operation(name).key
+    for name in ("close_account", "close_account_action")
+    if name in SUITE.catalog.profile.operations
+}
+_client = SUITE.target.client()
+_data = RunData(f"{SUITE.run_id}-fz", on_sensitive=redactor().add)
+_shared: dict[str, str] = {}
+
+
+def _new_account():
+    response = _client.request(_CREATE.method, _CREATE.path, json=_data.create_body(SUITE.dialect))
+    body = _json_or_none(response)
+    register_created(_CREATE.method, _CREATE.path, response.status_code, body)
+    if 200 <= response.status_code < 300 and isinstance(body, dict):
+        return body.get("id")
+    return None
+
+
+def aim_at_real_account(case):
+    """Send positive cases to an account that exists: random ids only ever reach the 404
+    path, so a wrong success status on upload or close would go unseen. Negative path
+    values are left as generated. Closing operations get a fresh account each time."""
+    params = case.path_parameters
+    if not params or _ID not in params:
+        return
+    meta = getattr(case, "meta", None)
+    if meta is not None and meta.is_negative_at(ParameterLocation.PATH):
+        return
+    if case.operation.label in _CLOSING:
+        account = _new_account()
+    else:
+        account = _shared.get("id") or _new_account()
+        if account:
+            _shared["id"] = account
+    if account:
+        params[_ID] = account
+
+
 def check_case(case, final):
     """Send one case and run every check on the response."""
+    aim_at_real_account(case)
     excluded = [positive_data_acceptance] if case.operation.label in _exempt else []
     response = case.call(session=_session)
     register_created(case.method, case.path, response.status_code, _json_or_none(response))

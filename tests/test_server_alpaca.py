@@ -241,8 +241,8 @@ def test_close_answers_204_and_the_account_stays_readable(api: httpx.Client, met
     assert r.status_code == 204 and r.content == b""
     assert api.get(url).json()["status"] == CLOSED
     again = api.request(method, url + suffix)
-    assert again.status_code == 422 and error_code(again) == 42210000
-    assert api.patch(url, json={"contact": {"city": "X"}}).status_code == 422
+    assert again.status_code == 409 and error_code(again) == 40910000
+    assert api.patch(url, json={"contact": {"city": "X"}}).status_code == 409
     assert api.post(url + "/documents/upload", json=[alpaca_document()]).status_code == 204
     assert api.get(url).json()["status"] == CLOSED
     unknown = api.request(method, "/v1/accounts/00000000-0000-4000-8000-000000000000" + suffix)
@@ -253,7 +253,7 @@ def test_a_rejected_account_cannot_be_closed(api: httpx.Client) -> None:
     account = create(api, additional_information="/fixtures/status=REJECTED/fixtures/")
     url = f"/v1/accounts/{account['id']}"
     assert api.get(url).json()["status"] == "REJECTED"
-    assert api.delete(url).status_code == 422
+    assert api.delete(url).status_code == 409
     assert api.get(url).json()["status"] == "REJECTED"
 
 

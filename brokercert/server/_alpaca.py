@@ -271,7 +271,9 @@ class AlpacaApi(DialectApi):
             data["identity"]["tax_id"] = smuggled
         pos = self._position(row, reading=False)
         if pos.current.status == self.machine.closed:
-            raise ApiError(422, "the account is closed and cannot be changed")
+            # A valid request in conflict with the account's state: 409, which the spec
+            # documents, keeps schema-valid requests out of the 422 "invalid value" class.
+            raise ApiError(409, "the account is closed and cannot be changed")
         body = dict(row.body)
         for part in ("contact", "identity", "disclosures"):
             if part in data:
@@ -299,9 +301,9 @@ class AlpacaApi(DialectApi):
         current = self._position(row, reading=False).current
         closed = self.machine.closed
         if current.status == closed and not self.fault("alp_close_twice_accepted"):
-            raise ApiError(422, "the account is already closed")
+            raise ApiError(409, "the account is already closed")
         if current.status != closed and not self.machine.allows(current.status, closed):
-            raise ApiError(422, f"an account in status {current.status} cannot be closed")
+            raise ApiError(409, f"an account in status {current.status} cannot be closed")
         plan = (current, Step(closed))
         self.ctx.storage.update_account(row.id, row.body, plan=plan, step=1,
                                         stepped_at=self.ctx.clock.now())
