@@ -18,6 +18,7 @@ import pytest
 
 from brokercert.datagen import MISSING
 from brokercert.pytest_plugin import check, expect_status, json_body
+from brokercert.pytest_plugin import requirement_for as _rid
 
 # Members each create response must hold, as the requirement titles list them.
 _CREATE_FIELDS = {
@@ -34,11 +35,6 @@ _CREATE_FIELDS = {
     ),
 }
 _CONCURRENT_CREATES = 8
-
-
-def _rid(catalog: Any, *ids: str) -> str:
-    """The one of ``ids`` that belongs to the dialect under test."""
-    return next(i for i in ids if i in catalog.ids)
 
 
 def _create(client: httpx.Client, profile: Any, body: Any) -> httpx.Response:

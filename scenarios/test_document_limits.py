@@ -18,13 +18,9 @@ import pytest
 from brokercert.catalog import Catalog, Profile
 from brokercert.datagen import RunData, limit_upload_bytes
 from brokercert.pytest_plugin import check, expect_4xx, expect_status, json_body
+from brokercert.pytest_plugin import requirement_for as _rid
 
 _JSON = {"Content-Type": "application/json"}
-
-
-def _rid(catalog: Catalog, *ids: str) -> str:
-    """The one of ``ids`` that this dialect's catalogue holds."""
-    return next(i for i in ids if i in catalog.ids)
 
 
 @pytest.fixture(scope="module")

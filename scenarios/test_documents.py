@@ -24,6 +24,7 @@ import pytest
 from brokercert.catalog import Catalog, Profile
 from brokercert.datagen import RunData
 from brokercert.pytest_plugin import check, expect_4xx, expect_status, json_body
+from brokercert.pytest_plugin import requirement_for as _rid
 
 # Seed 004, "Supported document_type values" (14 values).
 BM_DOCUMENT_TYPES = (
@@ -65,11 +66,6 @@ _MAGIC = {
 
 def _sample(mime_type: str) -> str:
     return base64.b64encode(_MAGIC[mime_type] + b"brokercert synthetic document\n" * 8).decode()
-
-
-def _rid(catalog: Catalog, *ids: str) -> str:
-    """The one of ``ids`` that this dialect's catalogue holds."""
-    return next(i for i in ids if i in catalog.ids)
 
 
 def _path(profile: Profile, operation: str, account_id: str) -> str:

@@ -16,25 +16,11 @@ import httpx
 import pytest
 
 from brokercert.pytest_plugin import check, expect_4xx, expect_status, json_body
+from brokercert.pytest_plugin import requirement_for as _rid
+from brokercert.pytest_plugin import value_at as _at
 
 # The error code an unknown id answers with, where the requirement names one.
 _NOT_FOUND_CODE = {"BM-ACC-022": "ACCOUNT_NOT_FOUND", "BM-ACC-026": "ACCOUNT_NOT_FOUND"}
-
-
-def _rid(catalog: Any, *ids: str) -> str:
-    """The one of ``ids`` that belongs to the dialect under test."""
-    return next(i for i in ids if i in catalog.ids)
-
-
-def _at(doc: Any, path: str | None) -> Any:
-    """The value at a dotted path of a JSON document, or None."""
-    if not path:
-        return None
-    for key in path.split("."):
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _call(

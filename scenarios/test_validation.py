@@ -18,6 +18,8 @@ import pytest
 
 from brokercert.datagen import MISSING
 from brokercert.pytest_plugin import check, expect_4xx, expect_status, json_body
+from brokercert.pytest_plugin import requirement_for as _rid
+from brokercert.pytest_plugin import value_at as _at
 
 # Error codes of the buildmarkets reference sheet, section 10 (Create validation).
 MISSING_FIELD = "MISSING_REQUIRED_FIELD"
@@ -25,22 +27,6 @@ VALIDATION_ERROR = "VALIDATION_ERROR"
 INVALID_ENUM = "INVALID_ENUM_VALUE"
 # Business-rule refusals may be 400 or 422 (BM-ACC-016 .. 019).
 RULE_REFUSAL = (400, 422)
-
-
-def _rid(catalog: Any, *ids: str) -> str:
-    """The one of ``ids`` that belongs to the dialect under test."""
-    return next(i for i in ids if i in catalog.ids)
-
-
-def _at(doc: Any, path: str | None) -> Any:
-    """The value at a dotted path of a JSON document, or None."""
-    if not path:
-        return None
-    for key in path.split("."):
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _create(client: httpx.Client, profile: Any, body: Any) -> httpx.Response:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from brokercert.catalog import Catalog
 from brokercert.pytest_plugin import _state
 
 
@@ -87,6 +88,22 @@ def expect_4xx(response: httpx.Response, requirement: str) -> None:
         f"HTTP {response.status_code}",
         response,
     )
+
+
+def requirement_for(catalog: Catalog, *ids: str) -> str:
+    """The one of ``ids`` that the catalogue under test holds (a test may name one per dialect)."""
+    return next(i for i in ids if i in catalog.ids)
+
+
+def value_at(doc: Any, path: str | None) -> Any:
+    """The value at a dotted path of a JSON document, or None."""
+    if not path:
+        return None
+    for key in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
 
 
 def json_body(response: httpx.Response, requirement: str) -> Any:
