@@ -57,7 +57,8 @@ ENABLED_CHECKS = [*CHECK_REQUIREMENTS, ENVELOPE_CHECK]
 # legitimately: conditional agreements and duplicate emails on create, content vs
 # content_data on upload, cursors the server never issued and page sizes over the
 # documented maximum on list. Positive-data acceptance is judged on the other operations.
-POSITIVE_DATA_EXEMPT = {"create_account", "upload_documents", "list_accounts"}
+# PATCH joins them: a schema-valid change of email to one another account uses is refused.
+POSITIVE_DATA_EXEMPT = {"create_account", "upload_documents", "list_accounts", "update_account"}
 
 
 def positive_data_exempt_labels(profile: Profile) -> set[str]:
@@ -326,6 +327,9 @@ class CaseCache:
                 break
             self.operations[operation.label] = operation
         self.labels = list(self.operations)
+        # The generation settings the cases were made under (examples, phases, modes...):
+        # stored cases are used only under the same ones.
+        self._config = repr(schema.config.generation) + repr(schema.config.phases)
         self._dispatch = _dispatch_table()
         self._recorded: dict[str, list[bytes]] = {}
         self._unstorable: set[str] = set()
@@ -354,6 +358,8 @@ class CaseCache:
             return False
         if stored != set(self.labels) or uses >= self.policy.max_reuse:
             return False
+        if manifest.get("config") != self._config:
+            return False
         try:  # every file there and readable (its first case, as a sample)
             for label in self.labels:
                 first = pickle.loads(self._file(label).read_bytes())[0]
@@ -366,6 +372,7 @@ class CaseCache:
     def _write_manifest(self, uses: int, created: Any = None) -> None:
         data = {
             "operations": self.labels,
+            "config": self._config,
             "uses": uses,
             "created": created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

@@ -21,14 +21,19 @@ def pytest_itemcollected(item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
+    flush = getattr(item.module, "flush_secrets", None)
     cases = getattr(item.module, "CASES", None)
     label = getattr(item, "operation_label", None)
-    if not isinstance(cases, fuzzing.CaseCache) or label is None or cases.replayable:
-        return (yield)
+    storing = isinstance(cases, fuzzing.CaseCache) and label is not None
     try:
         result = yield
     except BaseException:
-        cases.discard(label)
+        if storing:
+            cases.discard(label)
         raise
-    cases.commit(label)
+    finally:
+        if flush is not None:  # before the report of the test is written and redacted
+            flush()
+    if storing:
+        cases.commit(label)
     return result

@@ -45,9 +45,7 @@ def end() -> None:
     with _lock:
         _in_flight.pop(threading.get_ident(), None)
         deliver = (
-            _pending
-            and threading.current_thread() is threading.main_thread()
-            and not _fresh()
+            _pending and threading.current_thread() is threading.main_thread() and not _fresh()
         )
         if deliver:
             _pending = False
@@ -143,8 +141,9 @@ class TrackedTransport(httpx.BaseTransport):
                     body = response.json()
                 except ValueError:
                     body = None
-                _state.register_created(request.method, request.url.path, response.status_code,
-                                        body)
+                _state.register_created(
+                    request.method, request.url.path, response.status_code, body
+                )
         finally:
             end()
         return response

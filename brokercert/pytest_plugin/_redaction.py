@@ -53,6 +53,6 @@ def _stand_in(
         {"__module__": etype.__module__, "__qualname__": etype.__qualname__},
     )
     prefix = original.partition(": ")[0] + ": "
-    message = clean[len(prefix):] if clean.startswith(prefix) else clean
+    message = clean[len(prefix) :] if clean.startswith(prefix) else clean
     exc = stand_in(message).with_traceback(excinfo.tb)
     return pytest.ExceptionInfo.from_exception(exc)

@@ -88,9 +88,7 @@ def from_config(config: pytest.Config) -> SuiteSettings | None:
             depth = replace(depth, max_examples=budget)
         credentials = Credentials.from_env()
         if credentials is None:
-            raise UserError(
-                "no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET"
-            )
+            raise UserError("no credentials: set BROKERCERT_API_KEY and BROKERCERT_API_SECRET")
         timeout = float(config.getoption("--request-timeout"))
         target = build_target(
             url,
