@@ -180,7 +180,7 @@ def run_dialects(
         # to this process alone does not, so pass it on to any session that has not
         # reported one. Then give them time to close what they created.
         _forward_interrupt(jobs)
-        _wait(jobs, 60)
+        _wait_then_insist(jobs, 20)
         raise
     return [_read_record(job, options) for job in jobs]
 
@@ -247,7 +247,19 @@ def _read_record_or_empty(job: DialectJob, options: RunOptions) -> RunRecord:
     )
 
 
-def _wait(jobs: list[DialectJob], seconds: float) -> None:
+def _wait_then_insist(jobs: list[DialectJob], seconds: float) -> None:
+    """Wait for interrupted sessions; one still running gets a second SIGINT (which the
+    session's handler delivers at once, in flight or not), then is killed."""
+    if not _wait(jobs, seconds, kill=False):
+        for job in jobs:
+            if job.process is not None and job.process.poll() is None:
+                job.process.send_signal(signal.SIGINT)
+        _wait(jobs, seconds)
+
+
+def _wait(jobs: list[DialectJob], seconds: float, kill: bool = True) -> bool:
+    """Wait up to ``seconds`` for every session; True when all ended in time."""
+    ended = True
     end = time.monotonic() + seconds
     for job in jobs:
         if job.process is None:
@@ -255,7 +267,10 @@ def _wait(jobs: list[DialectJob], seconds: float) -> None:
         try:
             job.process.wait(timeout=max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            job.process.kill()
+            ended = False
+            if kill:
+                job.process.kill()
+    return ended
 
 
 def _read_record(job: DialectJob, options: RunOptions) -> RunRecord:

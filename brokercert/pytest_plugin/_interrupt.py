@@ -27,7 +27,9 @@ import httpx
 
 from brokercert.pytest_plugin import _state
 
-_lock = threading.Lock()
+# Re-entrant: the SIGINT handler runs in the main thread, possibly while that thread is
+# inside begin()/end() holding the lock; a plain Lock would deadlock the session there.
+_lock = threading.RLock()
 _in_flight: dict[int, float] = {}  # thread id -> when its exchange started
 _pending = False
 _timer: threading.Timer | None = None
