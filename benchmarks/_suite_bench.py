@@ -29,7 +29,7 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
 KEY, SECRET = "bench-key-0123456789", "bench-secret-0123456789"
-# Case store policies (brokercert.fuzzing.cache_policy): generate and store, or reuse.
+# Case store policies (brokercert.case_cache.cache_policy): generate and store, or reuse.
 COLD = {"BROKERCERT_CASE_CACHE": "refresh"}
 WARM = {"BROKERCERT_CASE_CACHE": "1000000"}
 NO_STORE = {"BROKERCERT_CASE_CACHE": "off"}
@@ -202,13 +202,13 @@ def stored_cases(dialect: str, depth_name: str, max_examples: int | None = None,
     import pickle
     from dataclasses import replace
 
-    from brokercert import catalog, fuzzing
+    from brokercert import case_cache, catalog
     from brokercert.depth import preset
 
     depth = preset(depth_name)
     if max_examples is not None:
         depth = replace(depth, max_examples=max_examples)
-    folder = fuzzing.cases_dir(catalog.load(dialect, SPEC_VERSIONS[dialect]), depth)
+    folder = case_cache.cases_dir(catalog.load(dialect, SPEC_VERSIONS[dialect]), depth)
     if subset:
         import hashlib
 

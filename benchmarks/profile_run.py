@@ -80,7 +80,7 @@ CHANGES: list[tuple[str, str, str, str]] = [
      "versions after a run whose fuzzed operations all passed, and sent again by the next "
      "runs (up to 10, then generated afresh); requests per route and status compared with "
      "a generating run: equal (buildmarkets) or within 0.2% (alpaca)",
-     "`fuzzing.py` (CaseCache), `conformance/test_fuzzing.py`, `conformance/conftest.py`",
+     "`case_cache.py` (CaseCache), `conformance/test_fuzzing.py`, `conformance/conftest.py`",
      "conformance stage 2-3x faster warm (throughput.md); quick 18.5 -> 15.1, standard "
      "53.0 -> 42.6 CPU s", "`BROKERCERT_CASE_CACHE=off|refresh|N`"),
     ("objects alive after collection frozen out of the garbage collector's passes "

@@ -5,7 +5,7 @@
 
 Each measurement is the command a user types, `brokercert run --depth D` with a fresh
 report folder, timed from start to exit, HTML report included (``--no-html`` to leave
-it out). Two states of the machine's case store (brokercert.fuzzing.CaseCache):
+it out). Two states of the machine's case store (brokercert.case_cache.CaseCache):
 
 - cold: ``BROKERCERT_CASE_CACHE=refresh``: every fuzzing case is generated (and stored);
   what the first run of a spec on a machine costs;

@@ -3,7 +3,7 @@ the fuzzing module's case store which operations passed (only those are stored).
 
 import pytest
 
-from brokercert import fuzzing
+from brokercert import case_cache, fuzzing
 from brokercert.pytest_plugin import session_settings
 
 fuzzing.register_envelope_check(lambda: session_settings().catalog.profile)
@@ -24,7 +24,7 @@ def pytest_runtest_call(item):
     flush = getattr(item.module, "flush_secrets", None)
     cases = getattr(item.module, "CASES", None)
     label = getattr(item, "operation_label", None)
-    storing = isinstance(cases, fuzzing.CaseCache) and label is not None
+    storing = isinstance(cases, case_cache.CaseCache) and label is not None
     try:
         result = yield
     except BaseException:

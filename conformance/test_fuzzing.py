@@ -5,7 +5,7 @@ standard depth and above, and every check in brokercert.fuzzing.CHECK_REQUIREMEN
 A failing check fails its own requirement (see the marker), not the whole list.
 
 The cases come from Schemathesis' generators, or, when an earlier run of the same spec
-at the same depth passed, are that run's cases sent again (brokercert.fuzzing.CaseCache):
+at the same depth passed, are that run's cases sent again (brokercert.case_cache.CaseCache):
 the same cases, requests and checks, without paying for their generation.
 """
 
@@ -14,7 +14,7 @@ from hypothesis.control import current_build_context
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
 
-from brokercert import fuzzing
+from brokercert import case_cache, fuzzing
 from brokercert.datagen import RunData
 from brokercert.pytest_plugin import note_failed_requirements, session_settings
 from brokercert.pytest_plugin._state import redactor, register_created
@@ -26,7 +26,7 @@ if SUITE.only_operations:
 _exempt = fuzzing.positive_data_exempt_labels(SUITE.catalog.profile)
 _session = fuzzing.keepalive_session(SUITE.target)
 try:
-    CASES = fuzzing.case_cache(
+    CASES = case_cache.case_cache(
         SUITE.catalog, SUITE.target, SUITE.depth, schema, SUITE.only_operations
     )
 except ValueError as exc:
