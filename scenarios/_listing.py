@@ -110,3 +110,36 @@ def listed_in_own_status(
         f"the account {account_id} (status {status}) in the list filtered by status={status}",
         f"{len(items)} accounts without it",
     )
+
+
+def check_created_window(
+    account: dict[str, Any],
+    items: Sequence[dict[str, Any]],
+    window: str,
+    bounds: tuple[datetime | None, datetime | None],
+    inside: bool,
+    req: str,
+    response: httpx.Response | None = None,
+) -> None:
+    """The list for ``window`` holds ``account`` exactly when it was created ``inside``,
+    and no account created outside ``bounds`` (low, high; None: open)."""
+    low, high = bounds
+    listed = account["id"] in ids_of(items)
+    check(
+        listed == inside,
+        req,
+        f"the account created {account['created_at']} {'in' if inside else 'not in'} "
+        f"the list for {window}",
+        "listed" if listed else "not listed",
+        response,
+    )
+    for item in items:
+        at = parse_created_at(item.get("created_at"), req, response)
+        outside = (low is not None and at < low) or (high is not None and at > high)
+        check(
+            not outside,
+            req,
+            f"only accounts created inside {window}",
+            f"account {item.get('id')} created {item.get('created_at')}",
+            response,
+        )

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from _listing import (
     check_created_order,
+    check_created_window,
     close_test_account,
     ids_of,
     listed_in_own_status,
@@ -254,25 +255,7 @@ def test_alpaca_created_window(new_account, client, profile):
     ]
     for name, params, low, high, inside in windows:
         items, response = _alp_list(client, profile, req, params)
-        listed = account["id"] in ids_of(items)
-        check(
-            listed == inside,
-            req,
-            f"the account created {account['created_at']} {'in' if inside else 'not in'} "
-            f"the list for {name} {params}",
-            "listed" if listed else "not listed",
-            response,
-        )
-        for item in items:
-            at = parse_created_at(item.get("created_at"), req, response)
-            outside = (low is not None and at < low) or (high is not None and at > high)
-            check(
-                not outside,
-                req,
-                f"only accounts created inside {name} {params}",
-                f"account {item.get('id')} created {item.get('created_at')}",
-                response,
-            )
+        check_created_window(account, items, f"{name} {params}", (low, high), inside, req, response)
 
 
 @pytest.mark.requirement("ALP-LIST-008")

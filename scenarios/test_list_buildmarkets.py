@@ -19,6 +19,7 @@ from _listing import (
     MAX_PAGES,
     WALK_LIMIT,
     check_created_order,
+    check_created_window,
     close_test_account,
     ids_of,
     listed_in_own_status,
@@ -323,23 +324,7 @@ def test_buildmarkets_created_window(new_account, client, profile):
         items = _bm_collect(
             client, profile, req, {**params, **limit}, account["id"] if inside else None
         )
-        listed = account["id"] in ids_of(items)
-        check(
-            listed == inside,
-            req,
-            f"the account created {account['created_at']} {'in' if inside else 'not in'} "
-            f"the list for {params}",
-            "listed" if listed else "not listed",
-        )
-        for item in items:
-            at = parse_created_at(item.get("created_at"), req)
-            outside = (low is not None and at < low) or (high is not None and at > high)
-            check(
-                not outside,
-                req,
-                f"only accounts created inside {params}",
-                f"account {item.get('id')} created {item.get('created_at')}",
-            )
+        check_created_window(account, items, str(params), (low, high), inside, req)
 
 
 @pytest.mark.requirement("BM-LIST-008")
