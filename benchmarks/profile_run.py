@@ -10,7 +10,7 @@ Node (the Allure HTML renderer) is not Python and shows up in the wall-time phas
 Every sample is put in one bucket by the frames on its stack (first rule that matches,
 see RULES), per process. Writes results/profile.md (the summary, and what was done about
 the costs it shows), results/profile.json and results/profile-<depth>.raw (py-spy's raw
-stacks, for a flame graph). Needs py-spy (``pip install py-spy``).
+stacks, for a flame graph). Needs py-spy (``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
