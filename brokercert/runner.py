@@ -270,6 +270,7 @@ def _wait(jobs: list[DialectJob], seconds: float, kill: bool = True) -> bool:
             ended = False
             if kill:
                 job.process.kill()
+                job.process.wait()  # reaped, so its exit status is known
     return ended
 
 
