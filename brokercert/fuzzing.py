@@ -45,7 +45,14 @@ ENVELOPE_REQUIREMENTS: dict[str, str] = {
     "buildmarkets": "BM-ERR-001",
 }
 
-ENABLED_CHECKS = [*CHECK_REQUIREMENTS, ENVELOPE_CHECK]
+# Schemathesis' CLI confirms once per operation and run that an operation refuses a
+# request without credentials; its check called from pytest has no memory and sends the
+# two probes again after every 2xx answer (a third of all requests at standard depth).
+# Our wrapper gives it that memory; its failures still name ``ignored_auth``.
+AUTH_ONCE_CHECK = "ignored_auth_once_per_operation"
+ENABLED_CHECKS = [
+    AUTH_ONCE_CHECK if name == "ignored_auth" else name for name in CHECK_REQUIREMENTS
+] + [ENVELOPE_CHECK]
 
 # Business rules the schema cannot express make some schema-valid requests fail
 # legitimately: conditional agreements and duplicate emails on create, content vs
@@ -156,8 +163,11 @@ def load_schema(catalog: Catalog, target: Target, depth: Depth, timeout: float) 
     return schema
 
 
-def register_envelope_check(profile_of: Any) -> None:
-    """Register the envelope check once; ``profile_of()`` returns the session's profile."""
+def register_checks(profile_of: Any) -> None:
+    """Register brokercert's checks once per session: the dialect's error envelope
+    (``profile_of()`` returns the session's profile) and auth enforcement confirmed once
+    per operation."""
+    from schemathesis.specs.openapi.checks import ignored_auth
 
     @schemathesis.check
     def error_envelope_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -165,6 +175,15 @@ def register_envelope_check(profile_of: Any) -> None:
         if problem is not None:
             raise ErrorEnvelopeMismatch(operation=case.operation.label, message=problem)
         return None
+
+    enforced: set[str] = set()
+
+    @schemathesis.check
+    def ignored_auth_once_per_operation(ctx: Any, response: Any, case: Any) -> bool | None:
+        if ctx.auth_enforced_operations is None:
+            ctx.auth_enforced_operations = enforced
+        result: bool | None = ignored_auth(ctx, response, case)
+        return result
 
 
 def keepalive_session(target: Target) -> Any:
@@ -230,5 +249,5 @@ __all__ = [
     "failed_requirements",
     "keepalive_session",
     "load_schema",
-    "register_envelope_check",
+    "register_checks",
 ]

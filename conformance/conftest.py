@@ -1,4 +1,4 @@
-"""Registers the dialect error-envelope check before the fuzzing modules load, and tells
+"""Registers brokercert's own checks before the fuzzing modules load, and tells
 the fuzzing module's case store which operations passed (only those are stored)."""
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from brokercert import case_cache, fuzzing
 from brokercert.pytest_plugin import session_settings
 
-fuzzing.register_envelope_check(lambda: session_settings().catalog.profile)
+fuzzing.register_checks(lambda: session_settings().catalog.profile)
 
 
 def pytest_itemcollected(item):
