@@ -120,6 +120,12 @@ def markdown(data: dict[str, Any]) -> str:
         out.append("\nFitted wall = fixed + cost per case: " + "; ".join(
             f"{v}: {f['fixed_s']} s + {f['ms_per_case']} ms/case" for v, f in fits.items() if f
         ) + ".\n")
+        if series == "budget":
+            # Why the intercept can be negative: not a start-up time.
+            out.append("Along the budget only the examples and fuzzing phases add cases; the "
+                       "coverage phase's cases are the same at every budget and cheap to "
+                       "make. The slope is the cost of one more generated case, and the "
+                       "intercept is not a start-up time (it can come out negative).\n")
     return "\n".join(out)
 
 
