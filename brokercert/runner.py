@@ -219,7 +219,7 @@ def _interrupt(jobs: list[DialectJob], grace: float) -> None:
     for job in jobs:
         if job.process is not None and job.process.poll() is None:
             job.process.send_signal(signal.SIGINT)
-    _wait(jobs, grace)
+    _wait_then_insist(jobs, grace / 2)
 
 
 def _read_record_or_empty(job: DialectJob, options: RunOptions) -> RunRecord:
@@ -248,8 +248,9 @@ def _read_record_or_empty(job: DialectJob, options: RunOptions) -> RunRecord:
 
 
 def _wait_then_insist(jobs: list[DialectJob], seconds: float) -> None:
-    """Wait for interrupted sessions; one still running gets a second SIGINT (which the
-    session's handler delivers at once, in flight or not), then is killed."""
+    """Wait for interrupted sessions; one still running after ``seconds`` gets a second
+    SIGINT (which the session's handler delivers at once, in flight or not), and is
+    killed when it is still running ``seconds`` later."""
     if not _wait(jobs, seconds, kill=False):
         for job in jobs:
             if job.process is not None and job.process.poll() is None:
