@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,17 @@ def test_a_finished_run_closes_every_account_it_created(
     assert [r["leftover_accounts"] for r in cert["results"]] == [[]]
 
 
+# Ctrl-C must reach the CLI as it does in a terminal, however these tests were started:
+# a shell without job control starts background commands with SIGINT ignored, and a
+# Python program that starts with SIGINT ignored keeps ignoring it (as it should).
+# The CLI is exec'd with SIGINT back at its default.
+_AS_IN_A_TERMINAL = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 @pytest.mark.parametrize(
     ("dialect", "to_group"),
     [("alpaca", True), ("buildmarkets", True), ("buildmarkets", False)],
@@ -130,7 +142,8 @@ def test_ctrl_c_closes_what_the_run_created_and_exits_cleanly(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKERCERT_")}
     env.update({"BROKERCERT_API_KEY": KEY, "BROKERCERT_API_SECRET": SECRET, "NO_COLOR": "1"})
     proc = subprocess.Popen(
-        [*brokercert_command(), "run", "--target", server.base_url(dialect), "--dialect",
+        [*_AS_IN_A_TERMINAL, *brokercert_command(), "run", "--target",
+         server.base_url(dialect), "--dialect",
          dialect, "--depth", "standard" if to_group else "deep", "--no-html", "--report-dir",
          str(reports)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
