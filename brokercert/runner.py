@@ -137,6 +137,9 @@ def run_dialects(
     on_tick: Callable[[list[DialectJob]], None] | None = None,
 ) -> list[RunRecord]:
     """Run every job's pytest session concurrently; return their records."""
+    if not options.run_dir.is_absolute():
+        # Each session runs inside the run folder: a relative path would point elsewhere.
+        raise ValueError(f"the run folder must be an absolute path, not {options.run_dir}")
     options.run_dir.mkdir(parents=True, exist_ok=True)
     child_env = {
         **os.environ,

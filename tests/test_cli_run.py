@@ -40,13 +40,13 @@ def _run_dir(report_dir: Path) -> Path:
 
 
 def test_embedded_quick_run_certifies_both_dialects(tmp_path: Path) -> None:
-    """With no target, both dialects are certified against the embedded server."""
-    result = _cli(
-        "run", "--depth", "quick", "--report-dir", str(tmp_path), "--no-html", cwd=tmp_path
-    )
+    """With no target, both dialects are certified against the embedded server; the
+    reports land in ./reports (the default, a relative path) as a new user would run it."""
+    result = _cli("run", "--depth", "quick", "--no-html", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    run = _run_dir(tmp_path)
+    reports = tmp_path / "reports"
+    run = _run_dir(reports)
     cert = json.loads((run / "certification.json").read_text())
     assert cert["verdict"] == "conformant"
     assert {r["dialect"] for r in cert["results"]} == {"alpaca", "buildmarkets"}
@@ -56,7 +56,7 @@ def test_embedded_quick_run_certifies_both_dialects(tmp_path: Path) -> None:
     for name in ("summary.md", "junit-alpaca.xml", "junit-buildmarkets.xml"):
         assert (run / name).is_file(), name
     assert any((run / "allure-results").glob("*-result.json"))
-    assert (tmp_path / "latest").resolve() == run.resolve()
+    assert (reports / "latest").resolve() == run.resolve()
 
 
 def test_fault_makes_the_run_fail_on_the_named_requirement(tmp_path: Path) -> None:

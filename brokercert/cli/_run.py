@@ -61,6 +61,8 @@ def execute_run(
     run_id = run_id or new_run_id()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", run_id):
         raise UserError("--run-id may hold letters, digits, '.', '_' and '-' only")
+    # Absolute: the test sessions run inside the run folder, and are told paths in it.
+    report_dir = report_dir.absolute()
     run_dir = report_dir / run_id
     if run_dir.exists() and any(run_dir.iterdir()):
         # Never overwrite an earlier run's evidence.

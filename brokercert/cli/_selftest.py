@@ -40,7 +40,7 @@ def selftest_command(
     unknown = [f for f in faults or [] if f not in FAULTS]
     if unknown:
         fail(f"unknown fault {unknown[0]!r}; `brokercert faults` lists the known ones")
-    out = report_dir / f"selftest-{new_run_id()}"
+    out = report_dir.absolute() / f"selftest-{new_run_id()}"
     out.mkdir(parents=True, exist_ok=True)
     report = run_selftest(
         faults or None, out, depth=depth, scope=scope, workers=workers, on_done=print
