@@ -63,10 +63,13 @@ class LiveProgress:
         now = time.monotonic()
         if now - self._last_line >= 15:
             self._last_line = now
-            state = "; ".join(
-                f"{j.dialect} {j.done}/{j.collected or '?'} ({j.failed} failing)" for j in jobs
-            )
-            print(f"brokercert: {state}", file=sys.stderr)
+            self._print_line()
+
+    def _print_line(self) -> None:
+        state = "; ".join(
+            f"{j.dialect} {j.done}/{j.collected or '?'} ({j.failed} failing)" for j in self._jobs
+        )
+        print(f"brokercert: {state}", file=sys.stderr)
 
     def __exit__(
         self,
@@ -76,3 +79,5 @@ class LiveProgress:
     ) -> None:
         if self._interactive:
             self._progress.stop()
+        elif exc_type is None:  # a CI log ends with where the sessions got to
+            self._print_line()
